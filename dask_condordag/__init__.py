@@ -1,0 +1,45 @@
+"""dask-condordag: run ordinary dask graphs on HTCondor pools as DAGMan workflows.
+
+    >>> import dask, dask_condordag                       # doctest: +SKIP
+    >>> total.compute(scheduler="condordag")               # doctest: +SKIP
+    >>> wf = dask_condordag.write(total, path="mytest")    # doctest: +SKIP
+
+Importing the package registers the ``"condordag"`` scheduler name with dask;
+it reads no configuration and touches no file.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from dask.base import named_schedulers as _named_schedulers
+
+from .exceptions import (  # noqa: E402
+    CondorDagError,
+    GraphError,
+    MissingKeyError,
+    PlanError,
+    RemoteError,
+    ResultMissingError,
+    WorkflowError,
+    WorkflowExistsError,
+)
+from .scheduler import get, write  # noqa: E402
+from .workflow import Workflow  # noqa: E402
+
+_named_schedulers["condordag"] = get
+
+__all__ = [
+    "get",
+    "write",
+    "Workflow",
+    "CondorDagError",
+    "GraphError",
+    "MissingKeyError",
+    "PlanError",
+    "RemoteError",
+    "ResultMissingError",
+    "WorkflowError",
+    "WorkflowExistsError",
+    "__version__",
+]

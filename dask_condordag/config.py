@@ -1,0 +1,78 @@
+"""Options: keyword arguments first, then dask's config, then our YAML defaults.
+
+Nothing is read at import. ``options(kwargs)`` is called by each entry point;
+the YAML shipped with the package (``condordag.yaml``) gives the defaults, a
+``condordag:`` section of dask's config (files or ``DASK_CONDORDAG__*``
+environment variables) overrides them, and keyword arguments win.
+
+    >>> options({"run": "none"}).run
+    'none'
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, fields
+
+import dask
+import yaml
+
+from .exceptions import CondorDagError
+
+__all__ = ["Options", "options", "defaults"]
+
+RUN_MODES = ("local", "none")
+
+
+@dataclass(frozen=True)
+class Options:
+    run: str = "local"
+    directory: str = "condordag-workflows"
+    max_workers: int | None = None
+    inline_limit: int = 65536
+    progress: bool | None = None
+    group: str = "none"
+    path: str | None = None
+    name: str | None = None
+
+
+@functools.lru_cache(maxsize=None)
+def defaults() -> dict:
+    """The shipped defaults (``condordag.yaml``), read once, on first use."""
+    with open(os.path.join(os.path.dirname(__file__), "condordag.yaml")) as f:
+        return yaml.safe_load(f)["condordag"]
+
+
+def _config(name: str):
+    dashed = name.replace("_", "-")
+    return dask.config.get(f"condordag.{dashed}", default=defaults().get(dashed))
+
+
+def options(kwargs: dict) -> Options:
+    """Resolve options; unknown keyword arguments are an error naming them."""
+    known = {f.name for f in fields(Options)}
+    unknown = set(kwargs) - known
+    if unknown:
+        raise TypeError(
+            f"unknown dask-condordag option(s) {sorted(unknown)}; "
+            f"the options are {sorted(known)}"
+        )
+    values = {}
+    for f in fields(Options):
+        if f.name in kwargs:
+            values[f.name] = kwargs[f.name]
+        elif f.name not in ("path", "name"):
+            values[f.name] = _config(f.name)
+    opts = Options(**values)
+    if opts.run not in RUN_MODES:
+        raise CondorDagError(f"run={opts.run!r} is not one of {RUN_MODES}")
+    if opts.max_workers is not None and (
+        not isinstance(opts.max_workers, int) or opts.max_workers < 1
+    ):
+        raise CondorDagError(f"max_workers={opts.max_workers!r}: give a whole number >= 1")
+    if opts.group not in ("none", "chains"):
+        raise CondorDagError(f"group={opts.group!r} is not one of ('none', 'chains')")
+    if not isinstance(opts.inline_limit, int) or opts.inline_limit < 0:
+        raise CondorDagError(f"inline_limit={opts.inline_limit!r}: give a number of bytes >= 0")
+    return opts

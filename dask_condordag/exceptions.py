@@ -1,0 +1,72 @@
+"""Every exception dask-condordag raises, under one base class.
+
+Each class's docstring says when it is raised. Messages name the culprit
+(the key, the node, the file, the value) and say what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CondorDagError",
+    "GraphError",
+    "MissingKeyError",
+    "PlanError",
+    "WorkflowExistsError",
+    "WorkflowError",
+    "ResultMissingError",
+    "RemoteError",
+    "RunnerError",
+]
+
+
+class CondorDagError(Exception):
+    """Base class of every error raised by dask-condordag."""
+
+
+class GraphError(CondorDagError, ValueError):
+    """Raised while reading the dask graph: a missing key, a cycle, an empty graph."""
+
+
+class MissingKeyError(GraphError, KeyError):
+    """Raised when a requested or referenced key is not in the graph."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PlanError(CondorDagError, ValueError):
+    """Raised while planning, before anything is written: something in the graph
+    cannot become a DAG node (an unpicklable argument, a bad option value)."""
+
+
+class WorkflowExistsError(CondorDagError, FileExistsError):
+    """Raised when the target directory exists and holds something other than
+    this workflow (another workflow, or files that are not a workflow)."""
+
+
+class WorkflowError(CondorDagError):
+    """Raised when a workflow directory is unreadable: a missing or malformed
+    manifest, a manifest from a newer format version."""
+
+
+class ResultMissingError(CondorDagError, LookupError):
+    """Raised by ``Workflow.result()`` when a requested result file is not there
+    and no failed node explains why (the workflow has not run, or is still running)."""
+
+
+class RunnerError(CondorDagError):
+    """Raised by the local runner for a DAG or submit file it cannot execute."""
+
+
+class RemoteError(CondorDagError):
+    """Raised for a failed node when the original exception type cannot be
+    rebuilt on this side (it is not importable here). Carries the remote
+    traceback text, the key, the node and where its logs are."""
+
+    def __init__(self, message: str, *, exc_type: str = "", key=None, node: str = "",
+                 remote_traceback: str = ""):
+        super().__init__(message)
+        self.exc_type = exc_type
+        self.key = key
+        self.node = node
+        self.remote_traceback = remote_traceback

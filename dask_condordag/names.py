@@ -1,0 +1,93 @@
+"""Every name dask-condordag gives to something on disk, in one place.
+
+A workflow directory looks like this (``name`` is the workflow's name)::
+
+    <path>/
+        <name>.dag                 the DAG file (condor_submit_dag <name>.dag)
+        <name>.sub                 the submit description shared by the nodes
+        <name>.dag.rescue001 ...   rescue DAGs (written by DAGMan or our runner)
+        manifest.json              versions, key -> node -> result file, checksums
+        outputs.pkl                the requested keys and dask's repack step
+        bin/dask_condordag_worker.py   the worker shim the jobs run
+        nodes/<node>.pkl           one payload per DAG node
+        data/<name>.pkl            large constants, written once, shared by nodes
+        results/<task>.pkl         one result (or error report) per task
+        logs/<node>.out|.err       the jobs' stdout and stderr
+
+The worker shim (``worker.py``) is a standalone script and keeps its own copy of
+the header constants below; ``tests/test_names.py`` checks they agree.
+"""
+
+from __future__ import annotations
+
+import re
+
+MANIFEST = "manifest.json"
+OUTPUTS = "outputs.pkl"
+LOCKFILE = ".lock"
+BIN_DIR = "bin"
+WORKER = "bin/dask_condordag_worker.py"
+NODES_DIR = "nodes"
+DATA_DIR = "data"
+RESULTS_DIR = "results"
+LOGS_DIR = "logs"
+
+#: Manifest format written by this version; a newer one is refused on reading.
+MANIFEST_FORMAT = 1
+
+#: First line of a payload file (followed by one JSON line, then a pickle).
+PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 1\n"
+#: First line of a result file holding a value (followed by a pickle).
+RESULT_OK = b"DCDAG-OK 1\n"
+#: First line of a result file holding an error report (followed by JSON).
+RESULT_ERR = b"DCDAG-ERR 1\n"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def dag_file(name: str) -> str:
+    return f"{name}.dag"
+
+
+def submit_file(name: str) -> str:
+    return f"{name}.sub"
+
+
+def payload_file(node: str) -> str:
+    return f"{NODES_DIR}/{node}.pkl"
+
+
+def result_file(task: str) -> str:
+    return f"{RESULTS_DIR}/{task}.pkl"
+
+
+def data_file(name: str) -> str:
+    return f"{DATA_DIR}/{name}.pkl"
+
+
+def log_files(node: str) -> tuple[str, str]:
+    return f"{LOGS_DIR}/{node}.out", f"{LOGS_DIR}/{node}.err"
+
+
+def safe_prefix(text: str, limit: int = 40) -> str:
+    """A readable, DAGMan-safe prefix from arbitrary text.
+
+    >>> safe_prefix("my key+with.dots")
+    'my_key_with_dots'
+    >>> safe_prefix("")
+    'task'
+    """
+    out = _UNSAFE.sub("_", text).strip("_-")[:limit].rstrip("_-")
+    return out or "task"
+
+
+_WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,99}")
+
+
+def valid_workflow_name(name: str) -> bool:
+    """Workflow names become file names and DAGMan arguments: keep them plain.
+
+    >>> valid_workflow_name("mytest"), valid_workflow_name("my test")
+    (True, False)
+    """
+    return isinstance(name, str) and _WORKFLOW_NAME.fullmatch(name) is not None

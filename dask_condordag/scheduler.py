@@ -1,0 +1,158 @@
+"""The entry points: dask's ``get`` for ``scheduler="condordag"``, and ``write``.
+
+Data flow (one module per step)::
+
+    dask collections / Expr
+      -> graph   read_graph: culled, lowered, ordered      (no I/O)
+      -> plan    make_plan: DAG nodes, names, files         (no I/O)
+      -> render  DAG and submit text                        (no I/O)
+      -> write   the workflow directory, atomically
+      -> run     local runner | nothing
+      -> results Workflow.result()
+
+``get(dsk, keys, **options)`` is what dask calls; it returns a tuple aligned
+with ``keys`` and dask repacks it. ``write(*collections, path=...)`` does the
+same work without running and returns a :class:`Workflow` whose ``result()``
+gives what ``dask.compute(*collections)`` would.
+
+Example::
+
+    >>> import dask
+    >>> dask.delayed(sum)([1, 2, 3]).compute(scheduler="condordag")  # doctest: +SKIP
+    6
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+from pathlib import Path
+
+import dask
+from dask.base import collections_to_expr, unpack_collections
+from dask.callbacks import local_callbacks, unpack_callbacks
+from dask.core import flatten
+
+from . import names
+from .config import options
+from .exceptions import CondorDagError
+from .graph import read_graph
+from .plan import make_plan
+from .tokens import sha
+from .workflow import Workflow
+from .write import write_workflow
+
+__all__ = ["get", "write"]
+
+
+def _compile(dsk, keys, opts, *, repack=None) -> Workflow:
+    # Compiling allocates many small objects and frees few: the cyclic GC would
+    # walk the whole (large) graph again and again for nothing. It is switched
+    # back on, and run once, at the end.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile_nogc(dsk, keys, opts, repack=repack)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile_nogc(dsk, keys, opts, *, repack=None) -> Workflow:
+    defaults = dask.get_annotations()
+    graph = read_graph(dsk, keys)
+    if defaults:
+        merged = {k: {**defaults, **graph.annotations.get(k, {})} for k in graph.nodes}
+        graph = dataclasses.replace(graph, annotations=merged)
+    plan = make_plan(graph, name=opts.name or "workflow", inline_limit=opts.inline_limit,
+                     group=opts.group)
+    path, name = _where(plan, opts)
+    plan = dataclasses.replace(plan, name=name)
+    manifest = write_workflow(plan, path, keys=keys, repack=repack)
+    return Workflow(path, manifest)
+
+
+def _where(plan, opts) -> tuple[Path, str]:
+    """The workflow's directory and name.
+
+    With ``path``: that directory, named ``name`` or after the directory.
+    Without: ``<directory>/<prefix>-<hash of the requested results>``, so that
+    computing the same graph again finds its earlier results.
+    """
+    if opts.path is not None:
+        path = Path(opts.path)
+        name = opts.name or names.safe_prefix(path.absolute().name, 60)
+        return path, name
+    outs = "|".join(f"{o.kind}:{o.name}:{o.value!r}"[:200] for o in plan.outputs)
+    first = plan.outputs[0].name if plan.outputs and plan.outputs[0].name else "workflow"
+    prefix = first.rsplit("_", 1)[0] if "_" in first else first
+    name = opts.name or f"{names.safe_prefix(prefix, 40)}-{sha(outs)[:12]}"
+    return Path(opts.directory) / name, name
+
+
+def get(dsk, keys, callbacks=None, **kwargs):
+    """dask scheduler ``get``: compile ``dsk`` to a DAGMan workflow, run it, return
+    the values of ``keys`` (a tuple aligned with ``keys``).
+
+    Options (keyword arguments, else the ``condordag`` section of dask's
+    config): ``run`` ("local" or "none"), ``path``, ``name``, ``directory``,
+    ``max_workers``, ``inline_limit``, ``progress``, ``group``. ``callbacks`` are dask
+    callbacks (``dask.diagnostics.ProgressBar`` works).
+    """
+    opts = options(kwargs)
+    flat = list(flatten(keys)) if isinstance(keys, list) else [keys]
+    wf = _compile(dsk, flat, opts)
+    if opts.run == "none":
+        raise CondorDagError(
+            f"run='none': the workflow was written to {wf.path} but not run, so there "
+            "are no values to return. Run it (dask-condordag run "
+            f"{wf.path}, or condor_submit_dag {wf.dag_path.name} there), then load the "
+            f"results with dask_condordag.Workflow.open({str(wf.path)!r}).result(); "
+            "dask_condordag.write(...) does this without raising"
+        )
+    with local_callbacks(callbacks) as cbs:
+        wf.run(max_workers=opts.max_workers, progress=opts.progress, callbacks=cbs)
+    values = dict(zip(flat, wf.values()))
+    return _nest(keys, values)
+
+
+def _nest(keys, values: dict):
+    """Values in the shape of ``keys``: lists become tuples, as in dask.local."""
+    if isinstance(keys, list):
+        return tuple(_nest(k, values) for k in keys)
+    return values[keys]
+
+
+def write(*collections, path, name=None, traverse=True, **kwargs) -> Workflow:
+    """Write the workflow that computes ``collections`` to ``path``; do not run it.
+
+    Returns a :class:`Workflow`; after it has run (``wf.run()``,
+    ``dask-condordag run PATH`` or ``condor_submit_dag``), ``wf.result()``
+    gives what ``dask.compute(*collections)`` would -- the single value when one
+    collection was given.
+    """
+    opts = options({**kwargs, "path": os.fspath(path), "name": name})
+    colls, repack = unpack_collections(*collections, traverse=traverse)
+    if not colls:
+        raise CondorDagError("write() was given no dask collections to compute")
+    expr = collections_to_expr(colls)
+    from dask._expr import FinalizeCompute
+
+    expr = FinalizeCompute(expr).optimize()
+    keys = list(flatten(expr.__dask_keys__()))
+    single = len(collections) == 1
+    pack = _Repack(repack, single)
+    return _compile(expr, keys, opts, repack=pack)
+
+
+class _Repack:
+    """dask's repack step, unwrapped for a single collection (picklable)."""
+
+    def __init__(self, repack, single: bool):
+        self.repack = repack
+        self.single = single
+
+    def __call__(self, values):
+        out = self.repack(values)
+        return out[0] if self.single else out

@@ -1,0 +1,254 @@
+"""dask-condordag worker shim: what each HTCondor job runs on the execute node.
+
+    python bin/dask_condordag_worker.py NODE
+
+Run in the job's scratch directory, where HTCondor has put (with
+``preserve_relative_paths``) ``nodes/NODE.pkl`` and the result or data files
+the node reads. It evaluates the node's tasks and writes one file per output
+task under ``results/``; those are what HTCondor transfers back.
+
+Contract (the client side relies on every point):
+    * Standard library only at import; cloudpickle is imported only when a
+      payload or a result needs it, so a missing package is *reported*.
+    * Prints where it runs (host, Python, scratch listing) to stderr first.
+    * Every output named in the payload exists when it exits, on every path
+      out: a result, or a structured error report (a missing output puts the
+      job ON HOLD on a pool instead of failing it). Each is written to a
+      temporary name and renamed.
+    * Exit status 0 when every task succeeded, 1 otherwise, so DAGMan's RETRY
+      and rescue DAGs work.
+
+File formats (``dask_condordag.names`` holds the same constants):
+    payload  = b"DCDAG-PAYLOAD 1\\n" + one JSON line (node, inputs, outputs,
+               versions) + a pickle of [(task_name, expr), ...]
+    result   = b"DCDAG-OK 1\\n" + a pickle of the value
+    error    = b"DCDAG-ERR 1\\n" + a JSON report (exc_type, message,
+               traceback, host, python, node, task, key)
+
+The expression language: (0, value) literal; (1, name) the value named;
+(2, func, args, kwargs) a call; (3, constructor, items); (4, pairs) a dict.
+
+Pickles are code: this runs whatever the payload says. It only ever loads
+files that sit in its own scratch directory, written by the workflow.
+"""
+
+import json
+import os
+import pickle
+import platform
+import socket
+import sys
+import time
+import traceback
+
+PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 1\n"
+RESULT_OK = b"DCDAG-OK 1\n"
+RESULT_ERR = b"DCDAG-ERR 1\n"
+NODES_DIR = "nodes"
+
+
+def log(msg):
+    sys.stderr.write("[dask-condordag worker] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def describe_host():
+    log("host %s, Python %s (%s), pid %d" % (
+        socket.gethostname(), platform.python_version(), sys.executable, os.getpid()))
+    log("scratch directory %s:" % os.getcwd())
+    shown = 0
+    for root, dirs, files in os.walk("."):
+        dirs.sort()
+        for f in sorted(files):
+            if shown >= 200:
+                log("  ... (more files not shown)")
+                return
+            p = os.path.join(root, f)[2:]
+            try:
+                size = os.path.getsize(p)
+            except OSError:
+                size = -1
+            log("  %s (%d bytes)" % (p, size))
+            shown += 1
+
+
+def write_atomic(path, header, body):
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(header)
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def dumps(value):
+    """Plain pickle first (fast, no import); cloudpickle for what it cannot do."""
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        import cloudpickle
+
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_value(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(RESULT_OK):
+        return pickle.loads(memoryview(data)[len(RESULT_OK):])
+    if data.startswith(RESULT_ERR):
+        raise RuntimeError("input %s holds an error report, not a value" % path)
+    raise RuntimeError("input %s is not a dask-condordag result file" % path)
+
+
+def read_payload(node):
+    path = os.path.join(NODES_DIR, node + ".pkl")
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.startswith(PAYLOAD_MAGIC):
+        raise RuntimeError("%s is not a dask-condordag payload" % path)
+    end = data.index(b"\n", len(PAYLOAD_MAGIC))
+    meta = json.loads(data[len(PAYLOAD_MAGIC):end].decode("utf-8"))
+    return meta, memoryview(data)[end + 1:]
+
+
+def evaluate(expr, env):
+    tag = expr[0]
+    if tag == 0:
+        return expr[1]
+    if tag == 1:
+        return env[expr[1]]
+    if tag == 2:
+        args = [evaluate(a, env) for a in expr[2]]
+        if expr[3]:
+            return expr[1](*args, **{k: evaluate(v, env) for k, v in expr[3]})
+        return expr[1](*args)
+    if tag == 3:
+        return expr[1]([evaluate(a, env) for a in expr[2]])
+    if tag == 4:
+        return {evaluate(k, env): evaluate(v, env) for k, v in expr[1]}
+    raise ValueError("unknown expression tag %r" % (tag,))
+
+
+def _user_traceback(exc):
+    """The traceback without the shim's own frames (when user code is below)."""
+    tb = exc.__traceback__
+    here = os.path.abspath(__file__)
+    while tb is not None and tb.tb_next is not None and \
+            os.path.abspath(tb.tb_frame.f_code.co_filename) == here:
+        tb = tb.tb_next
+    return tb
+
+
+def error_report(exc, meta, task, stage):
+    tb = _user_traceback(exc)
+    report = {
+        "node": meta.get("node"),
+        "task": task,
+        "key": meta.get("keys", {}).get(task) if task else None,
+        "stage": stage,
+        "exc_type": "%s.%s" % (type(exc).__module__, type(exc).__qualname__),
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, tb)),
+        # structured too: the client fills in source lines it has and we lack
+        "frames": [[f.filename, f.lineno, f.name, f.line or ""]
+                   for f in traceback.extract_tb(tb)],
+        "exception_only": traceback.format_exception_only(type(exc), exc),
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    try:
+        import base64
+
+        report["exc_pickle"] = base64.b64encode(pickle.dumps(exc)).decode("ascii")
+        pickle.loads(base64.b64decode(report["exc_pickle"]))
+    except Exception:
+        report.pop("exc_pickle", None)
+    return report
+
+
+def write_error(path, report):
+    body = json.dumps(report, indent=1, sort_keys=True).encode("utf-8")
+    write_atomic(path, RESULT_ERR, body)
+
+
+def check_versions(meta):
+    want = meta.get("python", "")
+    have = "%d.%d" % sys.version_info[:2]
+    if want and want != have:
+        raise RuntimeError(
+            "Python version mismatch: the workflow was written with Python %s but this "
+            "execute node runs Python %s (%s); pickled code does not move between "
+            "versions. Use the same Python on both sides." % (want, have, sys.executable))
+    want_cp = meta.get("cloudpickle")
+    if want_cp and meta.get("needs_cloudpickle"):
+        try:
+            import cloudpickle
+        except ImportError:
+            raise RuntimeError(
+                "cloudpickle is not installed for %s on this execute node; the payload "
+                "needs it (cloudpickle %s on the submit side)" % (sys.executable, want_cp))
+        have_cp = getattr(cloudpickle, "__version__", "?")
+        if have_cp.split(".")[0] != want_cp.split(".")[0]:
+            raise RuntimeError(
+                "cloudpickle version mismatch: submit side %s, execute node %s"
+                % (want_cp, have_cp))
+
+
+def run(node):
+    meta = {"node": node}
+    outputs = {}
+    stage = "reading the payload"
+    task = None
+    try:
+        meta, body = read_payload(node)
+        outputs = meta["outputs"]
+        stage = "checking versions"
+        check_versions(meta)
+        stage = "loading the payload"
+        tasks = pickle.loads(body)
+        env = {}
+        for name, path in meta["inputs"].items():
+            stage = "loading input %s" % path
+            env[name] = read_value(path)
+        for task, expr in tasks:
+            stage = "running"
+            env[task] = evaluate(expr, env)
+            if task in outputs:
+                stage = "saving the result"
+                write_atomic(outputs[task], RESULT_OK, dumps(env[task]))
+        task = None
+        return 0
+    except BaseException as exc:  # noqa: B902 - every failure must leave its report
+        report = error_report(exc, meta, task, stage)
+        log("FAILED while %s%s: %s: %s" % (
+            stage, " task %s" % task if task else "", report["exc_type"], report["message"]))
+        sys.stderr.write(report["traceback"])
+        for name, path in outputs.items():
+            if not os.path.exists(path) or name == task:
+                write_error(path, report)
+        if not outputs:  # we could not even read which outputs: nothing to leave
+            log("no outputs known; error report only in this log")
+        return 1
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        log("usage: dask_condordag_worker.py NODE")
+        return 2
+    start = time.time()
+    describe_host()
+    status = run(argv[0])
+    log("node %s %s in %.3f s" % (argv[0], "done" if status == 0 else "FAILED",
+                                   time.time() - start))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""Write a plan as a workflow directory, atomically. The only module that writes one.
+
+Data
+    In: a :class:`~dask_condordag.plan.Plan`, the target path, the submitting
+    interpreter, and what ``result()`` needs later (the requested keys and
+    dask's repack step). Out: the directory laid out as ``names`` describes.
+
+Policy
+    * Nothing half written. A new workflow is built in a temporary sibling
+      (``.<dir>.tmp-<pid>-<n>``) and renamed into place. An existing directory
+      of the *same* workflow (same name in its manifest) is updated: new
+      payloads are built in a sibling first, then moved in one by one, and the
+      DAG file, submit description and manifest are each replaced by rename
+      (manifest last). Results already there are never touched: their names
+      are content hashes, so a result that exists belongs to the same task,
+      and its node is written ``DONE``.
+    * Anything else at the path (another workflow, or files that are not a
+      workflow) is refused before anything is written.
+    * Payloads are pickled with cloudpickle. Functions from ``__main__`` and
+      from the user's own modules (files outside the interpreter's prefix and
+      site-packages) go by value, so the execute node needs only the
+      interpreter and its installed packages.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import itertools
+import json
+import os
+import pickle
+import shutil
+import sys
+import types
+from contextlib import contextmanager
+from pathlib import Path
+
+import cloudpickle
+
+from . import names
+from .exceptions import PlanError, WorkflowError, WorkflowExistsError
+from .render import render_dag, render_submit
+from .tokens import user_modules
+
+__all__ = ["write_workflow", "read_manifest"]
+
+_counter = itertools.count()
+
+
+def read_manifest(path) -> dict:
+    """The manifest of the workflow at ``path``; WorkflowError if unreadable."""
+    p = Path(path) / names.MANIFEST
+    try:
+        with open(p, encoding="utf-8") as f:
+            m = json.load(f)
+    except FileNotFoundError:
+        raise WorkflowError(f"{p} does not exist: {path} is not a dask-condordag workflow") from None
+    except (OSError, ValueError) as e:
+        raise WorkflowError(f"cannot read the manifest {p}: {e}") from e
+    fmt = m.get("format")
+    if not isinstance(fmt, int) or fmt > names.MANIFEST_FORMAT:
+        raise WorkflowError(
+            f"{p} has manifest format {fmt!r}; this dask-condordag reads format "
+            f"{names.MANIFEST_FORMAT} or older: upgrade dask-condordag to open it"
+        )
+    return m
+
+
+def _result_ok(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(names.RESULT_OK)) == names.RESULT_OK
+    except OSError:
+        return False
+
+
+@contextmanager
+def _by_value(modules):
+    registered = []
+    try:
+        for mod in sorted(modules):
+            if mod in sys.modules and mod not in cloudpickle.list_registry_pickle_by_value():
+                cloudpickle.register_pickle_by_value(sys.modules[mod])
+                registered.append(mod)
+        yield
+    finally:
+        for mod in registered:
+            cloudpickle.unregister_pickle_by_value(sys.modules[mod])
+
+
+def _code_reduce(code):
+    """cloudpickle's code reducer, keeping the real file name.
+
+    cloudpickle writes ``<dynamic-code>`` as the file of every function it
+    pickles by value; tracebacks from the execute node would then not say
+    where the failing line is. Keeping the name lets the client show the
+    line from its own copy of the file.
+    """
+    func, args = cloudpickle.cloudpickle._code_reduce(code)
+    args = tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+    return func, args
+
+
+class _CodePickler(cloudpickle.Pickler):
+    # the C pickler reads dispatch_table when it is created: a class attribute
+    dispatch_table = {**cloudpickle.Pickler.dispatch_table, types.CodeType: _code_reduce}
+
+
+class _Pickler(_CodePickler):
+    """cloudpickle, with each function pickled once per compile.
+
+    Pickling a function by value is the slow part of writing 100k payloads;
+    the cache keeps its bytes and the payload embeds them as
+    ``pickle.loads(bytes)`` -- standard library only on the execute node.
+    """
+
+    def __init__(self, file, cache: dict):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._fcache = cache
+
+    def reducer_override(self, obj):
+        if type(obj) is types.FunctionType:
+            got = self._fcache.get(id(obj))
+            if got is None:
+                buf = io.BytesIO()
+                _CodePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+                got = (obj, buf.getvalue())
+                self._fcache[id(obj)] = got
+            return pickle.loads, (got[1],)
+        return super().reducer_override(obj)
+
+
+def _dumps(obj, what: str, cache: dict | None = None) -> bytes:
+    try:
+        if cache is None:
+            return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        buf = io.BytesIO()
+        _Pickler(buf, cache).dump(obj)
+        return buf.getvalue()
+    except Exception as e:
+        raise PlanError(
+            f"{what} cannot be pickled: {type(e).__name__}: {e}. Everything a task "
+            "uses must be picklable (no open files, locks, sockets, generators); "
+            "create such objects inside the task instead"
+        ) from e
+
+
+def _payload(plan, node, versions, cache: dict) -> bytes:
+    tasks = [(t.name, t.expr) for t in node.tasks]
+    body = _dumps(tasks, f"the task of key {node.tasks[0].key!r} (node {node.name})", cache)
+    meta = {
+        "node": node.name,
+        "inputs": {v: plan.file_of(v) for v in node.inputs},
+        "outputs": {t: names.result_file(t) for t in node.outputs},
+        "keys": {t.name: repr(t.key) for t in node.tasks},
+        "python": versions["python_minor"],
+        "cloudpickle": versions["cloudpickle"],
+        "needs_cloudpickle": b"cloudpickle" in body,
+    }
+    head = json.dumps(meta, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return names.PAYLOAD_MAGIC + head + b"\n" + body
+
+
+def _versions() -> dict:
+    import dask
+
+    from . import __version__
+
+    return {
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "python_minor": "%d.%d" % sys.version_info[:2],
+        "dask": dask.__version__,
+        "cloudpickle": cloudpickle.__version__,
+        "dask_condordag": __version__,
+    }
+
+
+def _manifest(plan, *, python, done, versions) -> dict:
+    nodes = {}
+    for node in plan.nodes.values():
+        nodes[node.name] = {
+            "tasks": {t.name: repr(t.key) for t in node.tasks},
+            "outputs": {t: names.result_file(t) for t in node.outputs},
+            "parents": list(node.parents),
+        }
+    return {
+        "format": names.MANIFEST_FORMAT,
+        "name": plan.name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {k: v for k, v in versions.items() if k != "python_minor"},
+        "python_executable": python,
+        "dag": names.dag_file(plan.name),
+        "submit": [names.submit_file(plan.name)],
+        "outputs": [
+            {"key": repr(o.key), "kind": o.kind, "name": o.name,
+             "file": plan.file_of(o.name) if o.kind != "inline" else None}
+            for o in plan.outputs
+        ],
+        "data": {d.name: d.file for d in plan.data.values()},
+        "nodes": nodes,
+        "reused": sorted(done),
+    }
+
+
+def _write_bytes(path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _stage(target: Path) -> Path:
+    """A fresh temporary sibling of ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{next(_counter)}"
+    tmp.mkdir()
+    return tmp
+
+
+def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=None) -> dict:
+    """Write ``plan`` to ``path`` (see the module docstring). Returns the manifest.
+
+    ``keys`` and ``repack`` are stored in ``outputs.pkl`` for ``result()``:
+    ``repack(values)`` turns the requested keys' values into what
+    ``dask.compute`` would return.
+    """
+    path = Path(path).absolute()
+    python = python or sys.executable
+    if not os.path.isabs(python):
+        raise PlanError(f"the interpreter must be an absolute path, got {python!r}")
+    versions = _versions()
+    existing = None
+    if path.exists():
+        if not path.is_dir():
+            raise WorkflowExistsError(f"{path} exists and is not a directory; choose another path")
+        if (path / names.MANIFEST).exists():
+            existing = read_manifest(path)
+            if existing.get("name") != plan.name:
+                raise WorkflowExistsError(
+                    f"{path} holds another workflow ({existing.get('name')!r}, not "
+                    f"{plan.name!r}); choose another path, or delete that directory "
+                    "if you no longer need its results"
+                )
+        elif any(path.iterdir()):
+            raise WorkflowExistsError(
+                f"{path} exists and is not empty, and it is not a dask-condordag "
+                "workflow; choose another path"
+            )
+    by_value = user_modules()
+    stage = _stage(path)
+    try:
+        done = set()
+        if existing is not None:
+            for node in plan.nodes.values():
+                if node.outputs and all(
+                    _result_ok(path / names.result_file(t)) for t in node.outputs
+                ):
+                    done.add(node.name)
+        for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
+            (stage / d).mkdir()
+        cache: dict = {}
+        sdir, pdir = str(stage), str(path)
+        with _by_value(by_value):
+            for node in plan.nodes.values():
+                rel = node.payload
+                if existing is not None and os.path.exists(os.path.join(pdir, rel)):
+                    continue
+                _write_bytes(os.path.join(sdir, rel), _payload(plan, node, versions, cache))
+            for d in plan.data.values():
+                if existing is not None and (path / d.file).exists():
+                    continue
+                body = _dumps(d.value, f"the constant of key {d.key!r}")
+                _write_bytes(stage / d.file, names.RESULT_OK + body)
+            outputs = {
+                "keys": list(keys) or [o.key for o in plan.outputs],
+                "outputs": [(o.key, o.kind, o.name, o.value) for o in plan.outputs],
+                "repack": repack,
+            }
+            _write_bytes(stage / names.OUTPUTS, _dumps(outputs, "the requested keys and their repack step"))
+        shutil.copyfile(Path(__file__).with_name("worker.py"), stage / names.WORKER)
+        _write_bytes(stage / names.submit_file(plan.name), render_submit(python=python).encode())
+        dag_text = render_dag(plan, submit=names.submit_file(plan.name), done=done)
+        _write_bytes(stage / names.dag_file(plan.name), dag_text.encode())
+        manifest = _manifest(plan, python=python, done=done, versions=versions)
+        # one line: json's C encoder is used only without indent (100k nodes)
+        _write_bytes(stage / names.MANIFEST, json.dumps(manifest).encode())
+        if existing is None:
+            if path.exists():
+                path.rmdir()  # it was empty
+            os.rename(stage, path)
+            stage = None
+        else:
+            _merge_into(stage, path, plan.name)
+        return manifest
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _merge_into(stage: Path, path: Path, name: str) -> None:
+    """Move a staged update into an existing workflow: content files first,
+    then the files that describe the workflow, the manifest last."""
+    for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
+        (path / d).mkdir(exist_ok=True)
+        for f in (stage / d).iterdir():
+            os.replace(f, path / d / f.name)
+    # rescue DAGs name the old DAG's nodes: keep them, out of DAGMan's way
+    dag = path / names.dag_file(name)
+    for old in sorted(path.glob(names.dag_file(name) + ".rescue[0-9][0-9][0-9]")):
+        os.replace(old, path / names.LOGS_DIR / f"{old.name}.{int(os.path.getmtime(old))}")
+    for f in (names.OUTPUTS, names.submit_file(name), names.dag_file(name), names.MANIFEST):
+        os.replace(stage / f, path / f)
+    assert dag.exists()

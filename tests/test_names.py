@@ -1,0 +1,36 @@
+"""The worker shim keeps its own copy of the on-disk constants: they must agree."""
+
+import ast
+from pathlib import Path
+
+from dask_condordag import names, worker
+
+
+def test_shim_constants_agree_with_names():
+    assert worker.PAYLOAD_MAGIC == names.PAYLOAD_MAGIC
+    assert worker.RESULT_OK == names.RESULT_OK
+    assert worker.RESULT_ERR == names.RESULT_ERR
+    assert worker.NODES_DIR == names.NODES_DIR
+    assert names.payload_file("n") == f"{worker.NODES_DIR}/n.pkl"
+
+
+def test_shim_imports_only_the_standard_library_at_top():
+    tree = ast.parse(Path(worker.__file__).read_text())
+    top = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            top.add(node.module.split(".")[0])
+    import sys
+
+    assert top <= set(sys.stdlib_module_names), top - set(sys.stdlib_module_names)
+
+
+def test_safe_prefix_and_workflow_names():
+    assert names.safe_prefix("a b+c.d,e") == "a_b_c_d_e"
+    assert names.safe_prefix("___") == "task"
+    assert len(names.safe_prefix("x" * 500)) == 40
+    assert names.valid_workflow_name("run-1_a")
+    for bad in ("", "a b", "a.b", "-x", "a/b", 3):
+        assert not names.valid_workflow_name(bad)

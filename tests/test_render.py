@@ -1,0 +1,92 @@
+"""Rendering: exact DAG lines for small graphs, and every submit description we
+write, expanded by HTCondor's own submit-language code (``htcondor2``), gives
+the job attributes we intend."""
+
+import sys
+from operator import add
+
+import pytest
+from dask import delayed
+
+import dask_condordag
+from dask_condordag import names
+from dask_condordag.dagfile import parse_dag
+from dask_condordag.graph import read_graph
+from dask_condordag.plan import make_plan
+from dask_condordag.render import render_dag, render_vars, vars_value
+
+from .helpers import inc
+
+
+def test_render_dag_exact_lines():
+    g = read_graph({"a": (inc, 1), "b": (inc, 2), "c": (add, "a", "b")}, ["c"])
+    plan = make_plan(g, name="demo")
+    a, b, c = (t.name for n in plan.nodes.values() for t in n.tasks)
+    text = render_dag(plan, submit="demo.sub", done={a})
+    body = [l for l in text.splitlines() if l and not l.startswith("#")]
+    assert body == [
+        f"JOB {a} demo.sub DONE",
+        f'VARS {a} dcd_inputs="nodes/{a}.pkl" dcd_outputs="results/{a}.pkl"',
+        f"JOB {b} demo.sub",
+        f'VARS {b} dcd_inputs="nodes/{b}.pkl" dcd_outputs="results/{b}.pkl"',
+        f"JOB {c} demo.sub",
+        f'VARS {c} dcd_inputs="nodes/{c}.pkl,results/{a}.pkl,results/{b}.pkl" '
+        f'dcd_outputs="results/{c}.pkl"',
+        f"PARENT {a} {b} CHILD {c}",
+    ]
+
+
+def test_vars_escaping():
+    assert vars_value('a"b') == '"a\\"b"'
+    assert vars_value("a\\b") == '"a\\\\b"'
+    assert vars_value("$5") == '"$(DOLLAR)5"'
+    assert render_vars("n", [("x", "1"), ("y", "two words")]) == 'VARS n x="1" y="two words"'
+    with pytest.raises(ValueError, match="newline"):
+        vars_value("a\nb")
+
+
+def _expanded_jobs(wf):
+    """For each node: the submit description expanded by htcondor2 with the
+    node's VARS applied the way DAGMan applies them (prepended)."""
+    htcondor2 = pytest.importorskip("htcondor2")
+    dag = parse_dag(wf.dag_path.read_text(), str(wf.dag_path))
+    out = {}
+    for name, node in dag.nodes.items():
+        text = (wf.path / node.submit).read_text()
+        pre = "".join(f"{k} = {v}\n" for k, v in node.vars) + f"JOB = {name}\n"
+        sub = htcondor2.Submit(pre + text)
+        out[name] = {k: sub.expand(k) for k in (
+            "universe", "executable", "transfer_executable", "arguments",
+            "should_transfer_files", "when_to_transfer_output", "preserve_relative_paths",
+            "transfer_input_files", "transfer_output_files", "output", "error",
+            "My.DaskCondorDagNode")}
+        out[name]["queue"] = sub.getQArgs()
+    return out
+
+
+def test_submit_descriptions_expand_with_htcondor(tmp_path):
+    x = delayed(inc)(1)
+    y = delayed(add)(x, delayed(inc)(2))
+    wf = dask_condordag.write(y, path=tmp_path / "wf")
+    jobs = _expanded_jobs(wf)
+    assert set(jobs) == set(wf.nodes)
+    for node, job in jobs.items():
+        info = wf.nodes[node]
+        assert job["universe"] == "vanilla"
+        assert job["executable"] == sys.executable
+        assert job["transfer_executable"] == "false"
+        assert job["arguments"] == f'"{names.WORKER} {node}"'
+        assert job["should_transfer_files"] == "YES"
+        assert job["when_to_transfer_output"] == "ON_EXIT"
+        assert job["preserve_relative_paths"] == "true"
+        inputs = job["transfer_input_files"].split(",")
+        assert inputs[:2] == [names.WORKER, names.payload_file(node)]
+        parents = info["parents"]
+        assert sorted(inputs[2:]) == sorted(
+            f for p in parents for f in wf.nodes[p]["outputs"].values())
+        for f in inputs:
+            assert (wf.path / f).exists() or f.startswith("results/"), f
+        assert job["transfer_output_files"].split(",") == list(info["outputs"].values())
+        assert (job["output"], job["error"]) == names.log_files(node)
+        assert job["My.DaskCondorDagNode"] == f'"{node}"'
+        assert job["queue"] == ""

@@ -1,0 +1,135 @@
+"""The worker shim, run in a fresh interpreter with a controlled environment,
+exactly as a job runs it: ``python bin/dask_condordag_worker.py NODE`` in a
+scratch directory holding only the transferred files."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dask import delayed
+
+import dask_condordag
+from dask_condordag import names
+from dask_condordag.results import read_error, read_result
+
+from .helpers import add, boom, inc
+
+
+def _scratch_for(wf, node, tmp_path):
+    """A scratch directory with what the node's VARS say to transfer."""
+    scratch = tmp_path / f"scratch-{node}"
+    scratch.mkdir()
+    dag = wf.dag_path.read_text()
+    line = next(l for l in dag.splitlines() if l.startswith(f"VARS {node} "))
+    inputs = line.split('dcd_inputs="')[1].split('"')[0].split(",")
+    for rel in [names.WORKER] + inputs:
+        (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wf.path / rel, scratch / rel)
+    return scratch
+
+
+def _run_shim(scratch, node, env=None):
+    return subprocess.run(
+        [sys.executable, names.WORKER, node], cwd=scratch, capture_output=True, text=True,
+        env=env if env is not None else {"PATH": os.environ.get("PATH", "")},
+    )
+
+
+def test_shim_runs_without_dask(tmp_path):
+    # a fake "dask" on the path that refuses to import: plain delayed payloads
+    # must not need dask on the execute node
+    fake = tmp_path / "fake"
+    (fake / "dask").mkdir(parents=True)
+    (fake / "dask" / "__init__.py").write_text("raise ImportError('dask must not be imported')\n")
+    x = delayed(add)(delayed(inc)(1), [1, {"k": 2}][0])
+    wf = dask_condordag.write(x, path=tmp_path / "wf")
+    first = next(n for n, info in wf.nodes.items() if not info["parents"])
+    scratch = _scratch_for(wf, first, tmp_path)
+    proc = _run_shim(scratch, first, env={"PYTHONPATH": str(fake)})
+    assert proc.returncode == 0, proc.stderr
+    assert "host" in proc.stderr and "Python" in proc.stderr
+    assert f"nodes/{first}.pkl" in proc.stderr  # the scratch listing
+    (out,) = wf.nodes[first]["outputs"].values()
+    assert read_result(scratch / out) == 2
+
+
+def test_shim_failure_writes_report_and_exits_nonzero(tmp_path):
+    x = delayed(boom)(7)
+    wf = dask_condordag.write(x, path=tmp_path / "wf")
+    (node,) = wf.nodes
+    scratch = _scratch_for(wf, node, tmp_path)
+    proc = _run_shim(scratch, node)
+    assert proc.returncode == 1
+    (out,) = wf.nodes[node]["outputs"].values()
+    report = read_error(scratch / out)
+    assert report["exc_type"] == "builtins.ZeroDivisionError"
+    assert report["message"] == "boom on 7"
+    assert "in boom" in report["traceback"]
+    assert report["node"] == node and report["python"] and report["host"]
+    assert "ZeroDivisionError" in proc.stderr
+
+
+def test_shim_reports_missing_input(tmp_path):
+    x = delayed(inc)(delayed(inc)(1))
+    wf = dask_condordag.write(x, path=tmp_path / "wf")
+    child = next(n for n, info in wf.nodes.items() if info["parents"])
+    scratch = tmp_path / "s"
+    (scratch / "nodes").mkdir(parents=True)
+    (scratch / "bin").mkdir()
+    shutil.copyfile(wf.path / names.WORKER, scratch / names.WORKER)
+    shutil.copyfile(wf.path / names.payload_file(child), scratch / names.payload_file(child))
+    proc = _run_shim(scratch, child)
+    assert proc.returncode == 1
+    (out,) = wf.nodes[child]["outputs"].values()
+    report = read_error(scratch / out)  # the output exists even so: no hold on a pool
+    assert report["exc_type"] == "builtins.FileNotFoundError"
+    assert "loading input" in report["stage"]
+
+
+def test_shim_refuses_python_version_mismatch(tmp_path):
+    wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf")
+    (node,) = wf.nodes
+    scratch = _scratch_for(wf, node, tmp_path)
+    payload = scratch / names.payload_file(node)
+    data = payload.read_bytes()
+    head, rest = data[len(names.PAYLOAD_MAGIC):].split(b"\n", 1)
+    meta = json.loads(head)
+    meta["python"] = "2.7"
+    payload.write_bytes(names.PAYLOAD_MAGIC + json.dumps(meta).encode() + b"\n" + rest)
+    proc = _run_shim(scratch, node)
+    assert proc.returncode == 1
+    (out,) = wf.nodes[node]["outputs"].values()
+    assert "Python version mismatch" in read_error(scratch / out)["message"]
+
+
+def test_unpicklable_result_falls_back_to_cloudpickle(tmp_path):
+    x = delayed(lambda: (lambda y: y * 3))()
+    f = x.compute(scheduler="condordag")
+    assert f(2) == 6
+
+
+def test_exception_reaches_caller_with_type_and_remote_traceback():
+    x = delayed(boom)(delayed(inc)(1))
+    with pytest.raises(ZeroDivisionError) as info:
+        delayed(inc)(x).compute(scheduler="condordag")
+    msg = str(info.value)
+    assert "boom on 2" in msg
+    assert "Remote traceback" in msg and 'raise ZeroDivisionError(f"boom on {x}")' in msg
+    assert "boom-" in msg  # the key
+    assert info.value.node in msg and "logs/" in msg
+
+
+def test_unimportable_exception_type_becomes_remote_error():
+    def fail():
+        class Local(Exception):
+            pass
+
+        raise Local("odd")
+
+    with pytest.raises(dask_condordag.RemoteError, match="odd") as info:
+        delayed(fail)().compute(scheduler="condordag")
+    assert "Local" in info.value.exc_type
