@@ -41,6 +41,7 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_errors(args) -> int:
+    from .results import remote_traceback
     from .workflow import Workflow
 
     errors = Workflow.open(args.path).errors()
@@ -51,7 +52,7 @@ def _cmd_errors(args) -> int:
         print(f"=== key {e.get('key')} (node {e.get('node')}) on {e.get('host')}: "
               f"{e.get('exc_type')}: {e.get('message')}")
         print(f"    logs: {', '.join(e.get('logs', []))}")
-        print(e.get("traceback", "").rstrip())
+        print(remote_traceback(e))
         print()
     return 1
 

@@ -64,6 +64,8 @@ def options(kwargs: dict) -> Options:
             values[f.name] = kwargs[f.name]
         elif f.name not in ("path", "name"):
             values[f.name] = _config(f.name)
+    if values.get("run") is None:  # DASK_CONDORDAG__RUN=none arrives as None
+        values["run"] = "none"
     opts = Options(**values)
     if opts.run not in RUN_MODES:
         raise CondorDagError(f"run={opts.run!r} is not one of {RUN_MODES}")
