@@ -24,6 +24,8 @@ from .exceptions import (  # noqa: E402
     WorkflowError,
     WorkflowExistsError,
 )
+from .annotations import annotate  # noqa: E402
+from .jobs import after, procid, shell  # noqa: E402
 from .scheduler import get, write  # noqa: E402
 from .workflow import Workflow  # noqa: E402
 
@@ -32,6 +34,10 @@ _named_schedulers["condordag"] = get
 __all__ = [
     "get",
     "write",
+    "annotate",
+    "procid",
+    "shell",
+    "after",
     "Workflow",
     "CondorDagError",
     "GraphError",

@@ -33,6 +33,11 @@ class Options:
     inline_limit: int = 65536
     progress: bool | None = None
     group: str = "none"
+    maxjobs: dict | None = None
+    dag_config: dict | None = None
+    dot: bool = False
+    node_status_interval: int | None = 30
+    jobstate_log: bool = True
     path: str | None = None
     name: str | None = None
 
@@ -62,8 +67,11 @@ def options(kwargs: dict) -> Options:
     for f in fields(Options):
         if f.name in kwargs:
             values[f.name] = kwargs[f.name]
-        elif f.name not in ("path", "name"):
+        elif f.name not in ("path", "name", "maxjobs", "dag_config"):
             values[f.name] = _config(f.name)
+    for f in ("maxjobs", "dag_config"):  # dicts: None unless given
+        if f not in values:
+            values[f] = _config(f)
     if values.get("run") is None:  # DASK_CONDORDAG__RUN=none arrives as None
         values["run"] = "none"
     opts = Options(**values)

@@ -24,6 +24,7 @@ The lowered expression language (also documented in ``worker.py``)::
     (2, func, (arg, ...), ((name, expr), ...))   a call
     (3, constructor, (item, ...))    list/tuple/set/... built from items
     (4, ((kexpr, vexpr), ...))       a dict
+    (5,)                             this job's process number (``procid``; set by plan)
 
 Example::
 
@@ -59,7 +60,7 @@ from .exceptions import GraphError, MissingKeyError
 
 __all__ = ["Call", "Const", "Link", "Graph", "read_graph", "materialize"]
 
-LIT, REF, CALL, BUILD, DICT = 0, 1, 2, 3, 4
+LIT, REF, CALL, BUILD, DICT, PROC = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,14 @@ def materialize(dsk) -> tuple[dict, dict]:
     optimizer: that is where fusion drops annotations and where the delayed
     cull goes quadratic. Other expressions are materialized with fusion off.
     """
-    if isinstance(dsk, Mapping):
+    from dask.highlevelgraph import HighLevelGraph
+
+    if isinstance(dsk, HighLevelGraph):
+        hlgs = [dsk]
+    elif isinstance(dsk, Mapping):
         return dict(dsk), {}
-    hlgs = _unoptimized_hlgs(dsk)
+    else:
+        hlgs = _unoptimized_hlgs(dsk)
     graph: dict = {}
     annotations: dict = {}
     if hlgs is None:
@@ -248,10 +254,7 @@ def read_graph(dsk, keys, annotations: dict | None = None) -> Graph:
     Raises :class:`GraphError` for an empty key list, a requested or referenced
     key that is not in the graph (naming both keys), or a cycle (naming a key on it).
     """
-    if isinstance(dsk, Mapping):
-        graph, found = dict(dsk), {}
-    else:
-        graph, found = materialize(dsk)
+    graph, found = materialize(dsk)
     if annotations:
         for k, a in annotations.items():
             found.setdefault(k, {}).update(a)

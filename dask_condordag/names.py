@@ -12,6 +12,7 @@ A workflow directory looks like this (``name`` is the workflow's name)::
         nodes/<node>.pkl           one payload per DAG node
         data/<name>.pkl            large constants, written once, shared by nodes
         results/<task>.pkl         one result (or error report) per task
+        results/<node>.p<i>.pkl    ... per process, for a ``queue N`` node
         logs/<node>.out|.err       the jobs' stdout and stderr
 
 The worker shim (``worker.py``) is a standalone script and keeps its own copy of
@@ -59,6 +60,11 @@ def payload_file(node: str) -> str:
 
 def result_file(task: str) -> str:
     return f"{RESULTS_DIR}/{task}.pkl"
+
+
+def proc_result_file(node: str, proc) -> str:
+    """Result of process ``proc`` of a ``queue N`` node (``proc`` may be a macro)."""
+    return f"{RESULTS_DIR}/{node}.p{proc}.pkl"
 
 
 def data_file(name: str) -> str:

@@ -47,7 +47,9 @@ from dask.utils import key_split
 
 from . import names
 from .exceptions import PlanError
-from .graph import BUILD, CALL, DICT, LIT, REF, Call, Const, Graph, Link
+from .annotations import NodeSettings, node_settings
+from .graph import BUILD, CALL, DICT, LIT, PROC, REF, Call, Const, Graph, Link
+from .jobs import _call_after, _ordering, contains_procid, procid
 from .tokens import Tokenizer, sha
 
 __all__ = ["PlannedTask", "PlannedData", "DagNode", "Output", "Plan", "make_plan"]
@@ -81,18 +83,31 @@ class PlannedData:
 
 @dataclass(frozen=True)
 class DagNode:
-    """One DAG node (one HTCondor job): a group of tasks."""
+    """One DAG node: a group of tasks run by one HTCondor job, or by one
+    cluster of ``procs`` jobs (``queue N``).
+
+    ``mode``: ``"single"`` (the tasks run in order in one job), ``"procid"``
+    (one task run by every proc with its own ``procid``; its value is the list
+    of the procs' results), ``"cluster"`` (proc i runs task i).
+    """
 
     name: str
     tasks: tuple  # PlannedTask, dependencies first
     inputs: tuple  # value names read from outside the node
-    outputs: tuple  # task names whose results are written
-    parents: tuple  # node names
-    annotations: dict = field(default_factory=dict)
+    outputs: dict  # task name -> tuple of result files (one per proc for clusters)
+    parents: tuple  # node names (data and ordering-only)
+    settings: NodeSettings = NodeSettings()
+    mode: str = "single"
 
     @property
     def payload(self) -> str:
         return names.payload_file(self.name)
+
+    @property
+    def procs(self) -> int:
+        if self.mode == "procid":
+            return self.settings.processes
+        return len(self.tasks) if self.mode == "cluster" else 1
 
 
 @dataclass(frozen=True)
@@ -113,12 +128,14 @@ class Plan:
     data: dict  # data name -> PlannedData
     outputs: tuple  # Output, aligned with the requested keys
     task_node: dict  # task name -> node name
+    files: dict = field(default_factory=dict)  # value name -> tuple of files
+    listed: frozenset = frozenset()  # value names whose files form a list (procid)
 
-    def file_of(self, value_name: str) -> str:
-        """The workflow-relative file holding a value (task result or data)."""
+    def files_of(self, value_name: str) -> tuple:
+        """The workflow-relative file(s) holding a value (task result or data)."""
         if value_name in self.data:
-            return self.data[value_name].file
-        return names.result_file(value_name)
+            return (self.data[value_name].file,)
+        return self.files[value_name]
 
 
 def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIMIT,
@@ -127,7 +144,9 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
 
     ``group``: ``"none"`` makes every task its own node; ``"chains"`` puts each
     linear chain of tasks (a task whose only dependent is the next one, with
-    equal annotations, not itself requested) into one node.
+    equal annotations, not itself requested) into one node. Tasks annotated
+    with a ``cluster`` name become one ``queue N`` node per name; a task with
+    ``processes=N`` is one ``queue N`` node.
     """
     if group not in GROUPINGS:
         raise PlanError(f"group={group!r} is not one of {GROUPINGS}")
@@ -140,6 +159,8 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
     value_of: dict = {}  # key -> ("lit", value) | ("name", value_name)
     token_of: dict = {}  # key -> token (for Const and Call)
     tasks: dict = {}  # key -> PlannedTask
+    orders: dict = {}  # key -> value names it must wait for without reading
+    settings: dict = {}  # key -> NodeSettings (only tasks with annotations)
     data: dict = {}
     taken: dict = {}  # name -> token, to catch truncation collisions
     seen_tokens: dict = {}  # token -> count, to tell identical contents apart
@@ -157,6 +178,7 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
         taken[nm] = token
         return nm
 
+    annotations = graph.annotations
     for key, node in graph.nodes.items():
         if isinstance(node, Link):
             continue
@@ -176,40 +198,84 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
                 value_of[key] = ("name", dname)
             continue
         assert isinstance(node, Call)
-        reads: list = []
-        parts: list = []
-        expr = _rename(node.expr, graph, value_of, token_of, tok, reads, parts)
-        token = unique_token(sha("task:" + "".join(parts)))
+        w = _Walk(graph, value_of, token_of, tok)
+        expr = w.rename(node.expr)
+        ann = annotations.get(key)
+        s = node_settings(ann, key) if ann else _DEFAULT
+        if w.procid and not s.processes:
+            raise PlanError(
+                f"key {key!r}: dask_condordag.procid is used in its arguments but the task "
+                "has no processes annotation; wrap the call in "
+                "dask.annotate(condor={'processes': N})"
+            )
+        token = unique_token(sha("task:" + "".join(w.parts) + _settings_token(s)))
         token_of[key] = token
         tname = name_for(key, token)
-        tasks[key] = PlannedTask(tname, key, expr, tuple(dict.fromkeys(reads)))
+        tasks[key] = PlannedTask(tname, key, expr, tuple(dict.fromkeys(w.reads)))
+        if w.orders:
+            orders[key] = tuple(dict.fromkeys(w.orders))
+        if s is not _DEFAULT:
+            settings[key] = s
         value_of[key] = ("name", tname)
 
     requested = {graph.resolve(k) for k in graph.keys}
-    groups = _groups(tasks, graph, requested) if group == "chains" else [[k] for k in tasks]
-    nodes: dict = {}
+    groups = _clusters(tasks, settings)
+    if group == "chains":
+        singles = {k for k, mode in groups.values() if mode == "single"}
+        grouped = _groups({k: t for k, t in tasks.items() if k in singles}, graph, requested)
+    else:
+        grouped = [[k] for k in tasks if groups[k][1] == "single"]
+    members_of: dict = {}  # group id -> (member keys, mode)
+    for members in grouped:
+        members_of[members[-1]] = (members, "single")
+    for k, (gid, mode) in groups.items():
+        if mode != "single":
+            members_of.setdefault(gid, ([], mode))[0].append(k)
+
     task_node: dict = {}
-    for members in groups:
-        ts = tuple(tasks[k] for k in members)
-        inside = {t.name for t in ts}
-        inputs = tuple(dict.fromkeys(r for t in ts for r in t.reads if r not in inside))
+    node_names: dict = {}
+    for gid, (members, mode) in members_of.items():
+        ts = [tasks[k] for k in members]
         if len(ts) == 1:
             nname = ts[0].name
         else:
-            last = ts[-1]
-            nname = name_for(last.key, sha("group:" + ",".join(t.name for t in ts)))
-        parents = tuple(dict.fromkeys(task_node[r] for r in inputs if r in task_node))
-        node = DagNode(
-            name=nname,
-            tasks=ts,
-            inputs=inputs,
-            outputs=(ts[-1].name,),  # requested tasks always end their group
-            parents=parents,
-            annotations=dict(graph.annotations.get(ts[-1].key, {})),
-        )
-        nodes[nname] = node
+            nname = name_for(ts[-1].key, sha(f"{mode}:" + ",".join(t.name for t in ts)))
+        node_names[gid] = nname
         for t in ts:
             task_node[t.name] = nname
+
+    files: dict = {}
+    listed = set()
+    nodes_unordered: dict = {}
+    for gid, (members, mode) in members_of.items():
+        nname = node_names[gid]
+        ts = tuple(tasks[k] for k in members)
+        s = settings.get(ts[-1].key, _DEFAULT)
+        inside = {t.name for t in ts} if mode == "single" else set()
+        if mode == "cluster":
+            member_names = {t.name for t in ts}
+            for t in ts:
+                if member_names.intersection(t.reads):
+                    raise PlanError(
+                        f"key {t.key!r}: annotation condor['cluster']="
+                        f"{s.cluster!r}: it reads another task of its cluster; the tasks "
+                        "of a cluster must be independent (they would depend on each other)")
+        inputs = tuple(dict.fromkeys(r for t in ts for r in t.reads if r not in inside))
+        waits = [o for t in ts for o in orders.get(t.key, ())]
+        parents = tuple(dict.fromkeys(
+            task_node[r] for r in (*inputs, *waits) if r in task_node and task_node[r] != nname))
+        if mode == "single":
+            out = {ts[-1].name: (names.result_file(ts[-1].name),)}
+        elif mode == "procid":
+            out = {ts[0].name: tuple(names.proc_result_file(nname, i)
+                                     for i in range(s.processes))}
+            listed.add(ts[0].name)
+        else:
+            out = {t.name: (names.proc_result_file(nname, i),) for i, t in enumerate(ts)}
+        files.update(out)
+        nodes_unordered[nname] = DagNode(name=nname, tasks=ts, inputs=inputs, outputs=out,
+                                         parents=parents, settings=s, mode=mode)
+    nodes = _toposort(nodes_unordered)
 
     outputs = []
     for key in graph.keys:
@@ -221,7 +287,87 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
             outputs.append(Output(key, "data", name=v))
         else:
             outputs.append(Output(key, "task", name=v))
-    return Plan(name=name, nodes=nodes, data=data, outputs=tuple(outputs), task_node=task_node)
+    return Plan(name=name, nodes=nodes, data=data, outputs=tuple(outputs), task_node=task_node,
+                files=files, listed=frozenset(listed))
+
+
+_DEFAULT = NodeSettings()
+
+
+def _settings_token(s: NodeSettings) -> str:
+    """Settings that change what a task computes (so its name): the cluster
+    shape. Scheduling settings (retries, priority, resources) do not."""
+    if s.processes:
+        return f"|processes={s.processes}"
+    return ""
+
+
+def _clusters(tasks: dict, settings: dict) -> dict:
+    """key -> (group id, mode): ``processes`` tasks alone, ``cluster`` names
+    together (checked: same function, same other settings), others single."""
+    out: dict = {}
+    by_name: dict = {}
+    for k in tasks:
+        s = settings.get(k)
+        if s is None:
+            out[k] = (k, "single")
+        elif s.processes:
+            out[k] = (k, "procid")
+        elif s.cluster:
+            by_name.setdefault(s.cluster, []).append(k)
+        else:
+            out[k] = (k, "single")
+    for cname, keys in by_name.items():
+        first = keys[0]
+        f0, s0 = _func_of(tasks[first]), settings[first].without_cluster()
+        for k in keys[1:]:
+            if _func_of(tasks[k]) is not f0:
+                raise PlanError(
+                    f"key {k!r}: annotation condor['cluster']={cname!r}: its function differs "
+                    f"from that of key {first!r}; the tasks of one cluster must call the same "
+                    "function")
+            if settings[k].without_cluster() != s0:
+                raise PlanError(
+                    f"key {k!r}: annotation condor['cluster']={cname!r}: its other annotations "
+                    f"differ from those of key {first!r}; one cluster is one submit, with one "
+                    "set of settings")
+        gid = ("cluster", cname)
+        for k in keys:
+            out[k] = (gid, "cluster")
+    return out
+
+
+def _func_of(task: PlannedTask):
+    e = task.expr
+    return e[1] if e[0] == CALL else None
+
+
+def _toposort(nodes: dict) -> dict:
+    """Nodes parents-first, otherwise in their given order; a cycle (only
+    possible when a cluster groups tasks that depend on each other) is an error."""
+    children: dict = {}
+    missing = {}
+    for n, node in nodes.items():
+        missing[n] = len(node.parents)
+        for p in node.parents:
+            children.setdefault(p, []).append(n)
+    ready = [n for n, c in missing.items() if c == 0]
+    ready.reverse()
+    order = []
+    while ready:
+        n = ready.pop()
+        order.append(n)
+        for c in reversed(children.get(n, ())):
+            missing[c] -= 1
+            if missing[c] == 0:
+                ready.append(c)
+    if len(order) != len(nodes):
+        stuck = next(n for n in nodes if missing[n] > 0)
+        raise PlanError(
+            f"node {stuck} would depend on itself: a condor['cluster'] annotation groups "
+            f"tasks that depend on each other (keys {[t.key for t in nodes[stuck].tasks][:3]}"
+            "...); the tasks of a cluster must be independent")
+    return {n: nodes[n] for n in order}
 
 
 def _key_prefix(key) -> str:
@@ -231,50 +377,96 @@ def _key_prefix(key) -> str:
         return str(key)
 
 
-def _rename(expr, graph, value_of, token_of, tok, reads, parts):
-    """Rewrite references to value names, inline small constants, and append
-    the expression's token pieces to ``parts`` -- all in one walk."""
-    tag = expr[0]
-    if tag == LIT:
-        parts.append(tok.value(expr[1]))
-        return expr
-    if tag == REF:
-        target = graph.resolve(expr[1])
-        kind, v = value_of[target]
-        parts.append("@" + token_of[target])
-        if kind == "lit":
-            return (LIT, v)
-        reads.append(v)
-        return (REF, v)
-    if tag == CALL:
-        try:
-            parts.append("call:" + tok.func(expr[1]) + "(")
-        except Exception as e:  # a callable we cannot even describe
-            raise PlanError(f"cannot identify the function {expr[1]!r}: {e}") from e
-        args = tuple(_rename(a, graph, value_of, token_of, tok, reads, parts) for a in expr[2])
-        kwargs = []
-        for k, v in expr[3]:
-            parts.append(f",{k}=")
-            kwargs.append((k, _rename(v, graph, value_of, token_of, tok, reads, parts)))
-        parts.append(")")
-        return (CALL, expr[1], args, tuple(kwargs))
-    if tag == BUILD:
-        parts.append(f"build:{expr[1].__module__}.{expr[1].__qualname__}(")
-        items = tuple(_rename(a, graph, value_of, token_of, tok, reads, parts) for a in expr[2])
-        parts.append(")")
-        return (BUILD, expr[1], items)
-    if tag == DICT:
-        parts.append("dict(")
-        pairs = tuple(
-            (
-                _rename(k, graph, value_of, token_of, tok, reads, parts),
-                _rename(v, graph, value_of, token_of, tok, reads, parts),
-            )
-            for k, v in expr[1]
-        )
-        parts.append(")")
-        return (DICT, pairs)
-    raise AssertionError(f"unknown expression tag {tag!r}")
+class _Walk:
+    """One walk over a lowered expression: references become value names,
+    small constants are inlined, ``procid`` becomes the PROC tag, ordering-only
+    markers become edges, and the token pieces are collected."""
+
+    def __init__(self, graph, value_of, token_of, tok):
+        self.graph, self.value_of, self.token_of, self.tok = graph, value_of, token_of, tok
+        self.reads: list = []
+        self.orders: list = []
+        self.parts: list = []
+        self.procid = False
+
+    def rename(self, expr):
+        tag = expr[0]
+        if tag == LIT:
+            v = expr[1]
+            if contains_procid(v):
+                self.procid = True
+                return self.rename(_lift_procid(v))
+            self.parts.append(self.tok.value(v))
+            return expr
+        if tag == PROC:
+            self.parts.append("procid")
+            return expr
+        if tag == REF:
+            target = self.graph.resolve(expr[1])
+            kind, v = self.value_of[target]
+            self.parts.append("@" + self.token_of[target])
+            if kind == "lit":
+                return (LIT, v)
+            self.reads.append(v)
+            return (REF, v)
+        if tag == CALL:
+            func = expr[1]
+            if func is _ordering:
+                return self._ordering(expr)
+            if func is _call_after and expr[2] and expr[2][0][0] == CALL \
+                    and expr[2][0][1] is _ordering and len(expr[2]) >= 2:
+                self._ordering(expr[2][0])
+                inner = expr[2][1]
+                if inner[0] == LIT and callable(inner[1]):  # after(): the call itself
+                    return self.rename((CALL, inner[1], expr[2][2:], expr[3]))
+                return self.rename(inner)  # shell(after=...): the wrapped value
+            try:
+                self.parts.append("call:" + self.tok.func(func) + "(")
+            except Exception as e:  # a callable we cannot even describe
+                raise PlanError(f"cannot identify the function {func!r}: {e}") from e
+            args = tuple(self.rename(a) for a in expr[2])
+            kwargs = []
+            for k, v in expr[3]:
+                self.parts.append(f",{k}=")
+                kwargs.append((k, self.rename(v)))
+            self.parts.append(")")
+            return (CALL, func, args, tuple(kwargs))
+        if tag == BUILD:
+            self.parts.append(f"build:{expr[1].__module__}.{expr[1].__qualname__}(")
+            items = tuple(self.rename(a) for a in expr[2])
+            self.parts.append(")")
+            return (BUILD, expr[1], items)
+        if tag == DICT:
+            self.parts.append("dict(")
+            pairs = tuple((self.rename(k), self.rename(v)) for k, v in expr[1])
+            self.parts.append(")")
+            return (DICT, pairs)
+        raise AssertionError(f"unknown expression tag {tag!r}")
+
+    def _ordering(self, expr):
+        """``_ordering(*deps)``: edges without data; evaluates to None."""
+        self.parts.append("after(")
+        for a in expr[2]:
+            if a[0] == REF:
+                target = self.graph.resolve(a[1])
+                kind, v = self.value_of[target]
+                self.parts.append("@" + self.token_of[target])
+                if kind == "name":
+                    self.orders.append(v)
+        self.parts.append(")")
+        return (LIT, None)
+
+
+def _lift_procid(v):
+    """A literal holding ``procid`` as an expression that builds it per proc."""
+    if v is procid:
+        return (PROC,)
+    t = type(v)
+    if t is dict:
+        return (DICT, tuple((_lift_procid(k), _lift_procid(x)) for k, x in v.items()))
+    if t in (list, tuple, set, frozenset) and contains_procid(v):
+        return (BUILD, t, tuple(_lift_procid(x) for x in v))
+    return (LIT, v)
 
 
 def _groups(tasks: dict, graph: Graph, requested: set) -> list:
@@ -298,8 +490,8 @@ def _groups(tasks: dict, graph: Graph, requested: set) -> list:
     joins: dict = {}  # key -> the dependent it joins
     for k in tasks:
         deps = dependents.get(k, ())
-        if (len(deps) == 1 and n_task_reads[deps[0]] == 1 and k not in requested
-                and ann.get(k) == ann.get(deps[0])):
+        if (len(deps) == 1 and deps[0] in tasks and n_task_reads[deps[0]] == 1
+                and k not in requested and ann.get(k) == ann.get(deps[0])):
             joins[k] = deps[0]
     head_of: dict = {}
     groups: dict = {}

@@ -35,6 +35,7 @@ from dask.callbacks import local_callbacks, unpack_callbacks
 from dask.core import flatten
 
 from . import names
+from .annotations import dag_settings, merge_condor
 from .config import options
 from .exceptions import CondorDagError
 from .graph import read_graph
@@ -60,16 +61,25 @@ def _compile(dsk, keys, opts, *, repack=None) -> Workflow:
 
 
 def _compile_nogc(dsk, keys, opts, *, repack=None) -> Workflow:
+    dag = dag_settings(maxjobs=opts.maxjobs, dag_config=opts.dag_config, dot=opts.dot,
+                       node_status_interval=opts.node_status_interval,
+                       jobstate_log=opts.jobstate_log)
     defaults = dask.get_annotations()
     graph = read_graph(dsk, keys)
-    if defaults:
-        merged = {k: {**defaults, **graph.annotations.get(k, {})} for k in graph.nodes}
+    if defaults:  # compute-time annotations: defaults for every task, per key wins
+        merged = {}
+        for k in graph.nodes:
+            own = graph.annotations.get(k, {})
+            ann = {**defaults, **own}
+            if "condor" in defaults and "condor" in own:
+                ann["condor"] = merge_condor(defaults["condor"], own["condor"])
+            merged[k] = ann
         graph = dataclasses.replace(graph, annotations=merged)
     plan = make_plan(graph, name=opts.name or "workflow", inline_limit=opts.inline_limit,
                      group=opts.group)
     path, name = _where(plan, opts)
     plan = dataclasses.replace(plan, name=name)
-    manifest = write_workflow(plan, path, keys=keys, repack=repack)
+    manifest = write_workflow(plan, path, keys=keys, repack=repack, dag=dag)
     return Workflow(path, manifest)
 
 
@@ -97,7 +107,10 @@ def get(dsk, keys, callbacks=None, **kwargs):
 
     Options (keyword arguments, else the ``condordag`` section of dask's
     config): ``run`` ("local" or "none"), ``path``, ``name``, ``directory``,
-    ``max_workers``, ``inline_limit``, ``progress``, ``group``. ``callbacks`` are dask
+    ``max_workers``, ``inline_limit``, ``progress``, ``group``, and the DAG-level
+    ``maxjobs`` ({category: n}), ``dag_config`` ({DAGMan knob: value}),
+    ``dot``, ``node_status_interval`` (seconds, None for none) and
+    ``jobstate_log``. ``callbacks`` are dask
     callbacks (``dask.diagnostics.ProgressBar`` works).
     """
     opts = options(kwargs)

@@ -1,6 +1,6 @@
 """dask-condordag worker shim: what each HTCondor job runs on the execute node.
 
-    python bin/dask_condordag_worker.py NODE
+    python bin/dask_condordag_worker.py NODE [PROC]
 
 Run in the job's scratch directory, where HTCondor has put (with
 ``preserve_relative_paths``) ``nodes/NODE.pkl`` and the result or data files
@@ -26,7 +26,13 @@ File formats (``dask_condordag.names`` holds the same constants):
                traceback, host, python, node, task, key)
 
 The expression language: (0, value) literal; (1, name) the value named;
-(2, func, args, kwargs) a call; (3, constructor, items); (4, pairs) a dict.
+(2, func, args, kwargs) a call; (3, constructor, items); (4, pairs) a dict;
+(5,) this job's process number in its ``queue N`` cluster (PROC).
+
+Payload modes: "single" runs every task in order; "procid" runs the one task
+with PROC = this proc and writes ``outputs[task]`` with ``{proc}`` filled in;
+"cluster" runs only task number PROC. An input listed with several files is
+the list of their values (a procid cluster's result).
 
 Pickles are code: this runs whatever the payload says. It only ever loads
 files that sit in its own scratch directory, written by the workflow.
@@ -116,6 +122,9 @@ def read_payload(node):
     return meta, memoryview(data)[end + 1:]
 
 
+PROC_KEY = ("dask_condordag", "procid")
+
+
 def evaluate(expr, env):
     tag = expr[0]
     if tag == 0:
@@ -131,6 +140,8 @@ def evaluate(expr, env):
         return expr[1]([evaluate(a, env) for a in expr[2]])
     if tag == 4:
         return {evaluate(k, env): evaluate(v, env) for k, v in expr[1]}
+    if tag == 5:
+        return env[PROC_KEY]
     raise ValueError("unknown expression tag %r" % (tag,))
 
 
@@ -200,22 +211,31 @@ def check_versions(meta):
                 % (want_cp, have_cp))
 
 
-def run(node):
+def run(node, proc=0):
     meta = {"node": node}
     outputs = {}
     stage = "reading the payload"
     task = None
     try:
         meta, body = read_payload(node)
+        mode = meta.get("mode", "single")
         outputs = meta["outputs"]
+        if mode == "procid":
+            outputs = {t: p.replace("{proc}", str(proc)) for t, p in outputs.items()}
         stage = "checking versions"
         check_versions(meta)
         stage = "loading the payload"
         tasks = pickle.loads(body)
-        env = {}
+        if mode == "cluster":
+            tasks = [tasks[proc]]
+            outputs = {tasks[0][0]: outputs[tasks[0][0]]}
+        env = {PROC_KEY: proc}
         for name, path in meta["inputs"].items():
-            stage = "loading input %s" % path
-            env[name] = read_value(path)
+            stage = "loading input %s" % (path,)
+            if isinstance(path, list):
+                env[name] = [read_value(p) for p in path]
+            else:
+                env[name] = read_value(path)
         for task, expr in tasks:
             stage = "running"
             env[task] = evaluate(expr, env)
@@ -239,12 +259,12 @@ def run(node):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        log("usage: dask_condordag_worker.py NODE")
+    if len(argv) not in (1, 2) or (len(argv) == 2 and not argv[1].isdigit()):
+        log("usage: dask_condordag_worker.py NODE [PROC]")
         return 2
     start = time.time()
     describe_host()
-    status = run(argv[0])
+    status = run(argv[0], int(argv[1]) if len(argv) == 2 else 0)
     log("node %s %s in %.3f s" % (argv[0], "done" if status == 0 else "FAILED",
                                    time.time() - start))
     return status

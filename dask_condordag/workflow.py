@@ -63,7 +63,7 @@ class Workflow:
         """Counts of nodes ``done``, ``failed`` and ``pending`` (from the result files)."""
         done = failed = 0
         for info in self.nodes.values():
-            files = [self.path / f for f in info["outputs"].values()]
+            files = [self.path / f for fs in info["outputs"].values() for f in fs]
             if files and all(is_ok(f) for f in files):
                 done += 1
             elif any(is_error(f) for f in files):
@@ -76,10 +76,10 @@ class Workflow:
         ``logs`` (paths of the job's stdout/stderr) added."""
         out = []
         for node, info in self.nodes.items():
-            for task, f in info["outputs"].items():
+            for task, files in info["outputs"].items():
                 key = info["tasks"].get(task)
-                p = self.path / f
-                if is_error(p):
+                p = next((self.path / f for f in files if is_error(self.path / f)), None)
+                if p is not None:
                     report = read_error(p)
                     report.setdefault("key", key)
                     report["logs"] = [str(x) for x in self.logs(node)]
@@ -100,15 +100,17 @@ class Workflow:
         """The raw values of the requested keys, in order (no repacking)."""
         stored = self._outputs()
         values = []
-        for key, kind, name, value in stored["outputs"]:
+        for key, kind, files, value, as_list in stored["outputs"]:
             if kind == "inline":
                 values.append(value)
                 continue
-            file = self.path / (names.data_file(name) if kind == "data" else names.result_file(name))
-            if is_ok(file):
-                values.append(read_result(file))
-                continue
-            self._raise_for(key, name, file)
+            got = []
+            for f in files:
+                file = self.path / f
+                if not is_ok(file):
+                    self._raise_for(key, file)
+                got.append(read_result(file))
+            values.append(got if as_list else got[0])
         return tuple(values)
 
     def result(self):
@@ -123,10 +125,10 @@ class Workflow:
         repack = stored.get("repack")
         return repack(values) if repack is not None else values
 
-    def _raise_for(self, key, task: str, file: Path):
+    def _raise_for(self, key, file: Path):
         if is_error(file):
             report = read_error(file)
-            node = report.get("node") or task
+            node = report.get("node") or ""
             raise remote_exception(report, key=key, logs=self.logs(node))
         errors = self.errors()
         if errors:

@@ -40,7 +40,8 @@ import cloudpickle
 
 from . import names
 from .exceptions import PlanError, WorkflowError, WorkflowExistsError
-from .render import render_dag, render_submit
+from .annotations import DagSettings
+from .render import dag_files, render_config, render_dag, render_submit, submit_files
 from .tokens import user_modules
 
 __all__ = ["write_workflow", "read_manifest"]
@@ -146,13 +147,25 @@ def _dumps(obj, what: str, cache: dict | None = None) -> bytes:
         ) from e
 
 
+def _payload_outputs(node) -> dict:
+    """task -> the file the worker writes; for a procid cluster a template
+    with ``{proc}``, for a sibling cluster the file of proc i for task i."""
+    if node.mode == "procid":
+        (task,) = node.outputs
+        return {task: names.proc_result_file(node.name, "{proc}")}
+    return {t: files[0] for t, files in node.outputs.items()}
+
+
 def _payload(plan, node, versions, cache: dict) -> bytes:
     tasks = [(t.name, t.expr) for t in node.tasks]
     body = _dumps(tasks, f"the task of key {node.tasks[0].key!r} (node {node.name})", cache)
     meta = {
         "node": node.name,
-        "inputs": {v: plan.file_of(v) for v in node.inputs},
-        "outputs": {t: names.result_file(t) for t in node.outputs},
+        "mode": node.mode,
+        # a list of files is read back as the list of their values (procid clusters)
+        "inputs": {v: list(plan.files_of(v)) if v in plan.listed else plan.files_of(v)[0]
+                   for v in node.inputs},
+        "outputs": _payload_outputs(node),
         "keys": {t.name: repr(t.key) for t in node.tasks},
         "python": versions["python_minor"],
         "cloudpickle": versions["cloudpickle"],
@@ -181,7 +194,7 @@ def _manifest(plan, *, python, done, versions) -> dict:
     for node in plan.nodes.values():
         nodes[node.name] = {
             "tasks": {t.name: repr(t.key) for t in node.tasks},
-            "outputs": {t: names.result_file(t) for t in node.outputs},
+            "outputs": {t: list(files) for t, files in node.outputs.items()},
             "parents": list(node.parents),
         }
     return {
@@ -191,10 +204,9 @@ def _manifest(plan, *, python, done, versions) -> dict:
         "versions": {k: v for k, v in versions.items() if k != "python_minor"},
         "python_executable": python,
         "dag": names.dag_file(plan.name),
-        "submit": [names.submit_file(plan.name)],
         "outputs": [
             {"key": repr(o.key), "kind": o.kind, "name": o.name,
-             "file": plan.file_of(o.name) if o.kind != "inline" else None}
+             "files": list(plan.files_of(o.name)) if o.kind != "inline" else None}
             for o in plan.outputs
         ],
         "data": {d.name: d.file for d in plan.data.values()},
@@ -216,7 +228,8 @@ def _stage(target: Path) -> Path:
     return tmp
 
 
-def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=None) -> dict:
+def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=None,
+                   dag: DagSettings | None = None) -> dict:
     """Write ``plan`` to ``path`` (see the module docstring). Returns the manifest.
 
     ``keys`` and ``repack`` are stored in ``outputs.pkl`` for ``result()``:
@@ -252,14 +265,14 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         if existing is not None:
             for node in plan.nodes.values():
                 if node.outputs and all(
-                    _result_ok(path / names.result_file(t)) for t in node.outputs
+                    _result_ok(path / f) for files in node.outputs.values() for f in files
                 ):
                     done.add(node.name)
         for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
             (stage / d).mkdir()
         cache: dict = {}
         sdir, pdir = str(stage), str(path)
-        with _by_value(by_value):
+        with _by_value(by_value | {"dask_condordag.jobs"}):
             for node in plan.nodes.values():
                 rel = node.payload
                 if existing is not None and os.path.exists(os.path.join(pdir, rel)):
@@ -272,15 +285,25 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
                 _write_bytes(stage / d.file, names.RESULT_OK + body)
             outputs = {
                 "keys": list(keys) or [o.key for o in plan.outputs],
-                "outputs": [(o.key, o.kind, o.name, o.value) for o in plan.outputs],
+                # (key, kind, files, inline value, files form a list)
+                "outputs": [(o.key, o.kind,
+                             plan.files_of(o.name) if o.kind != "inline" else (),
+                             o.value, o.name in plan.listed) for o in plan.outputs],
                 "repack": repack,
             }
             _write_bytes(stage / names.OUTPUTS, _dumps(outputs, "the requested keys and their repack step"))
         shutil.copyfile(Path(__file__).with_name("worker.py"), stage / names.WORKER)
-        _write_bytes(stage / names.submit_file(plan.name), render_submit(python=python).encode())
-        dag_text = render_dag(plan, submit=names.submit_file(plan.name), done=done)
+        dag = dag or DagSettings()
+        submits = submit_files(plan)
+        for fname, extra, procs in set(submits.values()):
+            text = render_submit(python=python, extra=extra, queue=procs)
+            _write_bytes(stage / fname, text.encode())
+        if dag.config:
+            _write_bytes(stage / dag_files(plan.name, dag)["config"], render_config(dag).encode())
+        dag_text = render_dag(plan, submits=submits, done=done, dag=dag)
         _write_bytes(stage / names.dag_file(plan.name), dag_text.encode())
         manifest = _manifest(plan, python=python, done=done, versions=versions)
+        manifest["submit"] = sorted({f for f, _, _ in submits.values()})
         # one line: json's C encoder is used only without indent (100k nodes)
         _write_bytes(stage / names.MANIFEST, json.dumps(manifest).encode())
         if existing is None:
@@ -307,6 +330,8 @@ def _merge_into(stage: Path, path: Path, name: str) -> None:
     dag = path / names.dag_file(name)
     for old in sorted(path.glob(names.dag_file(name) + ".rescue[0-9][0-9][0-9]")):
         os.replace(old, path / names.LOGS_DIR / f"{old.name}.{int(os.path.getmtime(old))}")
-    for f in (names.OUTPUTS, names.submit_file(name), names.dag_file(name), names.MANIFEST):
+    described = [f.name for f in stage.iterdir() if f.is_file()
+                 and f.name not in (names.dag_file(name), names.MANIFEST)]
+    for f in described + [names.dag_file(name), names.MANIFEST]:
         os.replace(stage / f, path / f)
     assert dag.exists()

@@ -38,7 +38,7 @@ def test_missing_transfer_entry_fails_the_node(tmp_path):
     wf = dask_condordag.write(y, path=tmp_path / "wf")
     child = next(n for n, i in wf.nodes.items() if i["parents"])
     dag = wf.dag_path.read_text()
-    parent_out = next(iter(wf.nodes[wf.nodes[child]["parents"][0]]["outputs"].values()))
+    (parent_out,) = next(iter(wf.nodes[wf.nodes[child]["parents"][0]]["outputs"].values()))
     wf.dag_path.write_text(dag.replace(f",{parent_out}", ""))  # forget to transfer it
     report = wf.run()
     assert not report.ok and list(report.failed) == [child]

@@ -22,7 +22,7 @@ def test_render_dag_exact_lines():
     g = read_graph({"a": (inc, 1), "b": (inc, 2), "c": (add, "a", "b")}, ["c"])
     plan = make_plan(g, name="demo")
     a, b, c = (t.name for n in plan.nodes.values() for t in n.tasks)
-    text = render_dag(plan, submit="demo.sub", done={a})
+    text = render_dag(plan, done={a})
     body = [l for l in text.splitlines() if l and not l.startswith("#")]
     assert body == [
         f"JOB {a} demo.sub DONE",
@@ -33,13 +33,16 @@ def test_render_dag_exact_lines():
         f'VARS {c} dcd_inputs="nodes/{c}.pkl,results/{a}.pkl,results/{b}.pkl" '
         f'dcd_outputs="results/{c}.pkl"',
         f"PARENT {a} {b} CHILD {c}",
+        "NODE_STATUS_FILE demo.status 30",
+        "JOBSTATE_LOG demo.jobstate.log",
     ]
 
 
 def test_vars_escaping():
     assert vars_value('a"b') == '"a\\"b"'
     assert vars_value("a\\b") == '"a\\\\b"'
-    assert vars_value("$5") == '"$(DOLLAR)5"'
+    assert vars_value("$5") == '"$5"'
+    assert vars_value("$(x) $ENV(y)") == '"$(DOLLAR)(x) $(DOLLAR)ENV(y)"'
     assert render_vars("n", [("x", "1"), ("y", "two words")]) == 'VARS n x="1" y="two words"'
     with pytest.raises(ValueError, match="newline"):
         vars_value("a\nb")
@@ -75,7 +78,7 @@ def test_submit_descriptions_expand_with_htcondor(tmp_path):
         assert job["universe"] == "vanilla"
         assert job["executable"] == sys.executable
         assert job["transfer_executable"] == "false"
-        assert job["arguments"] == f'"{names.WORKER} {node}"'
+        assert job["arguments"] == f'"{names.WORKER} {node} 0"'  # $(Process) of queue 1
         assert job["should_transfer_files"] == "YES"
         assert job["when_to_transfer_output"] == "ON_EXIT"
         assert job["preserve_relative_paths"] == "true"
@@ -83,10 +86,11 @@ def test_submit_descriptions_expand_with_htcondor(tmp_path):
         assert inputs[:2] == [names.WORKER, names.payload_file(node)]
         parents = info["parents"]
         assert sorted(inputs[2:]) == sorted(
-            f for p in parents for f in wf.nodes[p]["outputs"].values())
+            f for p in parents for fs in wf.nodes[p]["outputs"].values() for f in fs)
         for f in inputs:
             assert (wf.path / f).exists() or f.startswith("results/"), f
-        assert job["transfer_output_files"].split(",") == list(info["outputs"].values())
+        assert job["transfer_output_files"].split(",") == [
+            f for fs in info["outputs"].values() for f in fs]
         assert (job["output"], job["error"]) == names.log_files(node)
         assert job["My.DaskCondorDagNode"] == f'"{node}"'
         assert job["queue"] == ""

@@ -53,7 +53,7 @@ def test_shim_runs_without_dask(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "host" in proc.stderr and "Python" in proc.stderr
     assert f"nodes/{first}.pkl" in proc.stderr  # the scratch listing
-    (out,) = wf.nodes[first]["outputs"].values()
+    ((out,),) = wf.nodes[first]["outputs"].values()
     assert read_result(scratch / out) == 2
 
 
@@ -64,7 +64,7 @@ def test_shim_failure_writes_report_and_exits_nonzero(tmp_path):
     scratch = _scratch_for(wf, node, tmp_path)
     proc = _run_shim(scratch, node)
     assert proc.returncode == 1
-    (out,) = wf.nodes[node]["outputs"].values()
+    ((out,),) = wf.nodes[node]["outputs"].values()
     report = read_error(scratch / out)
     assert report["exc_type"] == "builtins.ZeroDivisionError"
     assert report["message"] == "boom on 7"
@@ -84,7 +84,7 @@ def test_shim_reports_missing_input(tmp_path):
     shutil.copyfile(wf.path / names.payload_file(child), scratch / names.payload_file(child))
     proc = _run_shim(scratch, child)
     assert proc.returncode == 1
-    (out,) = wf.nodes[child]["outputs"].values()
+    ((out,),) = wf.nodes[child]["outputs"].values()
     report = read_error(scratch / out)  # the output exists even so: no hold on a pool
     assert report["exc_type"] == "builtins.FileNotFoundError"
     assert "loading input" in report["stage"]
@@ -102,7 +102,7 @@ def test_shim_refuses_python_version_mismatch(tmp_path):
     payload.write_bytes(names.PAYLOAD_MAGIC + json.dumps(meta).encode() + b"\n" + rest)
     proc = _run_shim(scratch, node)
     assert proc.returncode == 1
-    (out,) = wf.nodes[node]["outputs"].values()
+    ((out,),) = wf.nodes[node]["outputs"].values()
     assert "Python version mismatch" in read_error(scratch / out)["message"]
 
 

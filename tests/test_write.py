@@ -33,10 +33,10 @@ def test_layout_and_manifest(tmp_path):
     assert m["versions"]["dask"] == dask.__version__
     assert m["created"] and m["dag"] == "mytest.dag"
     (out,) = m["outputs"]
-    assert out["kind"] == "task" and out["file"] == f"results/{out['name']}.pkl"
+    assert out["kind"] == "task" and out["files"] == [f"results/{out['name']}.pkl"]
     assert out["key"] == repr(total.key)
     node = m["nodes"][out["name"]]
-    assert node["outputs"] == {out["name"]: out["file"]} and len(node["parents"]) == 2
+    assert node["outputs"] == {out["name"]: out["files"]} and len(node["parents"]) == 2
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no staging left
 
 
