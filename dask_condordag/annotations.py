@@ -22,6 +22,8 @@ Policy -- what maps to what:
 ``condor={"pre": cmd, "post": cmd}``   ``SCRIPT PRE|POST node cmd``
 ``condor={"processes": 10}``           one node, ``queue 10`` (see ``procid``)
 ``condor={"cluster": "sweep"}``        sibling tasks -> one node, ``queue N``
+``condor={"max_runtime": 3600}``       the worker fails the job after 3600 s
+                                       (an error report, exit 124: RETRY applies)
 =====================================  =========================================
 
 Memory and disk accept numbers of bytes or strings with units ("4GB",
@@ -50,7 +52,7 @@ __all__ = ["NodeSettings", "node_settings", "DagSettings", "dag_settings", "merg
            "annotate", "OWNED_COMMANDS"]
 
 CONDOR_KEYS = ("category", "vars", "submit", "retry_unless_exit", "abort_dag_on", "pre", "post",
-               "processes", "cluster")
+               "processes", "cluster", "max_runtime")
 
 #: submit commands dask-condordag writes itself: a ``submit`` annotation may not set them
 OWNED_COMMANDS = frozenset({
@@ -92,6 +94,7 @@ class NodeSettings:
     post: str | None = None
     processes: int | None = None
     cluster: str | None = None
+    max_runtime: float | None = None  # seconds; enforced by the worker shim
 
     def without_cluster(self) -> "NodeSettings":
         """Settings that must be equal for tasks to share a cluster node."""
@@ -279,6 +282,11 @@ def node_settings(annotations: dict, key=None) -> NodeSettings:
             if not isinstance(c, str) or not c:
                 _fail(key, "condor['cluster']", f"{c!r}: give a name")
             kw["cluster"] = c
+        if condor.get("max_runtime") is not None:
+            t = condor["max_runtime"]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+                _fail(key, "condor['max_runtime']", f"{t!r}: give seconds > 0")
+            kw["max_runtime"] = float(t)
         if kw.get("processes") and kw.get("cluster"):
             _fail(key, "condor", "'processes' and 'cluster' are two ways to make a cluster; "
                                  "use one")

@@ -22,15 +22,17 @@ from .exceptions import CondorDagError
 
 __all__ = ["Options", "options", "defaults"]
 
-RUN_MODES = ("local", "none")
+#: auto: condor where condor_submit_dag is on PATH, else local (condor.choose_run_mode)
+RUN_MODES = ("auto", "local", "condor", "none")
 
 
 @dataclass(frozen=True)
 class Options:
-    run: str = "local"
+    run: str = "auto"
     directory: str = "condordag-workflows"
     max_workers: int | None = None
     inline_limit: int = 65536
+    arg_limit: int = 10 * 2**20
     progress: bool | None = None
     group: str = "none"
     maxjobs: dict | None = None
@@ -38,6 +40,18 @@ class Options:
     dot: bool = False
     node_status_interval: int | None = 30
     jobstate_log: bool = True
+    hold_timeout: float = 600
+    poll_interval: float = 5
+    permissions: str = "private"
+    force: bool = False
+    # how code reaches the execute node (delivery.py)
+    delivery: str = "shared"
+    worker_python: str | None = None
+    container_image: str | None = None
+    assume_installed: tuple | None = None
+    packages: tuple | None = None
+    by_value: tuple | None = None
+    shared_filesystem: bool = False
     path: str | None = None
     name: str | None = None
 
@@ -81,8 +95,15 @@ def options(kwargs: dict) -> Options:
         not isinstance(opts.max_workers, int) or opts.max_workers < 1
     ):
         raise CondorDagError(f"max_workers={opts.max_workers!r}: give a whole number >= 1")
+    for name in ("hold_timeout", "poll_interval"):
+        value = getattr(opts, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise CondorDagError(f"{name}={value!r}: give a number of seconds >= 0")
     if opts.group not in ("none", "chains"):
         raise CondorDagError(f"group={opts.group!r} is not one of ('none', 'chains')")
     if not isinstance(opts.inline_limit, int) or opts.inline_limit < 0:
         raise CondorDagError(f"inline_limit={opts.inline_limit!r}: give a number of bytes >= 0")
+    from .delivery import from_options
+
+    from_options(opts)  # checks the delivery options
     return opts

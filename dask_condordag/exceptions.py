@@ -13,6 +13,7 @@ __all__ = [
     "PlanError",
     "WorkflowExistsError",
     "WorkflowError",
+    "CorruptResultError",
     "ResultMissingError",
     "RemoteError",
     "RunnerError",
@@ -47,6 +48,17 @@ class WorkflowExistsError(CondorDagError, FileExistsError):
 class WorkflowError(CondorDagError):
     """Raised when a workflow directory is unreadable: a missing or malformed
     manifest, a manifest from a newer format version."""
+
+
+class CorruptResultError(WorkflowError):
+    """Raised when a result, data or bookkeeping file of a workflow fails its
+    checksum or names another file: truncated, damaged, or edited by hand. It
+    is never unpickled. ``path`` and ``key`` name the file and its key."""
+
+    def __init__(self, message: str, *, path: str = "", key=None):
+        super().__init__(message)
+        self.path = path
+        self.key = key
 
 
 class ResultMissingError(CondorDagError, LookupError):

@@ -88,12 +88,14 @@ Policy (DAGMan 25.x's, where it applies; "src/" is HTCondor's source tree,
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import heapq
 import os
 import queue
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -323,6 +325,8 @@ def run_job(workdir: Path, node, submit, *, retry: int = 0, cluster: int = 1,
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(f".{dst.name}.transfer-{os.getpid()}-{threading.get_ident()}")
             shutil.copyfile(src, tmp)
+            # files come back as private as the folder they land in
+            os.chmod(tmp, stat.S_IMODE(os.stat(dst.parent).st_mode) & 0o666)
             os.replace(tmp, dst)
         if code != 0:
             what = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -388,7 +392,8 @@ class _Node:
 
 class _Runner:
     def __init__(self, dag_path, dag, *, max_workers, stream, fail_fast, progress,
-                 callbacks):
+                 callbacks, journal=None):
+        self.journal = journal
         self.dag_path = dag_path
         self.workdir = dag_path.parent
         self.dag = dag
@@ -772,6 +777,8 @@ class _Runner:
     def terminate_node(self, n: _Node) -> None:  # Dag::TerminateNode
         self.set_status(n, STATUS_DONE)
         self.report.done.add(n.name)
+        if self.journal is not None:  # after its outputs are in place: see _Journal
+            self.journal.done(n.name)
         for k in self.keys_of(n.name):
             _move(self.state, k, "running", "finished")
             for cb in self.posttask_cbs:
@@ -1113,8 +1120,99 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class _Journal:
+    """The runner's recovery log, ``<dag>.local.log``: one ``DONE node`` line,
+    flushed and fsynced, as each node finishes (its outputs are already in
+    place then). DAGMan recovers from its node log the same way when it is
+    restarted after a crash: a runner killed part way (even with SIGKILL)
+    and started again does not rerun what finished. The journal is removed
+    when a run ends normally (the rescue DAG then records what is done)."""
+
+    def __init__(self, dag_path: Path):
+        self.path = dag_path.with_name(dag_path.name + ".local.log")
+        self.f = None
+
+    def recovered(self) -> set:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return set()
+        # a line cut short by a crash is ignored: only whole lines count
+        return {l.split()[1] for l in text.splitlines(keepends=True)
+                if l.endswith("\n") and l.startswith("DONE ") and len(l.split()) == 2}
+
+    def open(self) -> None:
+        self.f = open(self.path, "a", encoding="utf-8")
+
+    def done(self, node: str) -> None:
+        self.f.write(f"DONE {node}\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self, remove: bool) -> None:
+        if self.f is not None:
+            self.f.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+class _Lock:
+    """``<dag>.lock`` held with ``flock`` for the whole run: a second runner on
+    the same workflow refuses (naming the holder) instead of corrupting it. A
+    lock file left by a killed runner holds no flock and is simply taken over.
+    (DAGMan keeps a lock file of the same name while it runs.)"""
+
+    def __init__(self, dag_path: Path):
+        self.path = dag_path.with_name(dag_path.name + ".lock")
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+        import socket
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise RunnerError(
+                f"{self.path.parent} is being run right now ({holder} holds {self.path.name}); "
+                "wait for that run to finish, or stop it, before running it again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+
+
+def locked(path) -> str | None:
+    """Who is running the workflow at ``path`` now (None when nobody is)."""
+    import fcntl
+
+    p = _dag_path(path)
+    lock = p.with_name(p.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+    finally:
+        os.close(fd)
+    return None
+
+
 def run(path, *, max_workers: int | None = None, callbacks=(), progress=None,
-        stream=None, fail_fast: bool = False) -> RunReport:
+        stream=None, fail_fast: bool = False, force: bool = False) -> RunReport:
     """Run the workflow directory (or DAG file) ``path``; see the module docstring.
 
     ``max_workers``: job procs running at once (default: the number of cores).
@@ -1125,13 +1223,37 @@ def run(path, *, max_workers: int | None = None, callbacks=(), progress=None,
     ``progress``: print "done/running/failed of total" lines to ``stream``
     (stderr) -- True, False, or None for every 10 s once a run takes longer
     than 10 s. Notices about ignored submit commands go to ``stream`` too.
+
+    ``force``: run every node again, ignoring ``DONE`` marks, rescue DAGs and
+    the recovery log.
+
+    Only one runner at a time works on a workflow (``<dag>.lock``); a runner
+    that was killed is recovered from ``<dag>.local.log`` (see ``_Journal``).
     """
     dag_path = _dag_path(path)
-    dag, _ = load_dag(dag_path)
-    runner = _Runner(dag_path, dag, max_workers=max_workers or os.cpu_count() or 1,
-                     stream=stream or sys.stderr, fail_fast=fail_fast, progress=progress,
-                     callbacks=callbacks)
-    report = runner.run()
+    with _Lock(dag_path):
+        dag, _ = load_dag(dag_path)
+        journal = _Journal(dag_path)
+        if force:
+            dag = dataclasses.replace(dag, nodes={
+                n: dataclasses.replace(x, done=False) for n, x in dag.nodes.items()})
+            journal.close(remove=True)
+        else:
+            recovered = journal.recovered() & set(dag.nodes)
+            if recovered:
+                dag = dataclasses.replace(dag, nodes={
+                    n: dataclasses.replace(x, done=True) if n in recovered else x
+                    for n, x in dag.nodes.items()})
+        journal.open()
+        runner = _Runner(dag_path, dag, max_workers=max_workers or os.cpu_count() or 1,
+                         stream=stream or sys.stderr, fail_fast=fail_fast, progress=progress,
+                         callbacks=callbacks, journal=journal)
+        try:
+            report = runner.run()
+        except BaseException:
+            journal.close(remove=False)  # interrupted: keep it for recovery
+            raise
+        journal.close(remove=True)
     if progress:
         print(f"[dask-condordag] {dag_path.name}: {report.summary()}",
               file=runner.stream, flush=True)

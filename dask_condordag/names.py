@@ -37,11 +37,12 @@ LOGS_DIR = "logs"
 MANIFEST_FORMAT = 1
 
 #: First line of a payload file (followed by one JSON line, then a pickle).
-PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 1\n"
-#: First line of a result file holding a value (followed by a pickle).
-RESULT_OK = b"DCDAG-OK 1\n"
-#: First line of a result file holding an error report (followed by JSON).
-RESULT_ERR = b"DCDAG-ERR 1\n"
+PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 2\n"
+#: Start of the header line of a result file holding a value (then
+#: "<sha256> <file stem>\n" and a pickle; see worker.seal/unseal).
+RESULT_OK = b"DCDAG-OK 2 "
+#: Start of the header line of a result file holding an error report (then JSON).
+RESULT_ERR = b"DCDAG-ERR 2 "
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -55,6 +55,7 @@ from .tokens import Tokenizer, sha
 __all__ = ["PlannedTask", "PlannedData", "DagNode", "Output", "Plan", "make_plan"]
 
 DEFAULT_INLINE_LIMIT = 64 * 1024
+DEFAULT_ARG_LIMIT = 10 * 2**20
 GROUPINGS = ("none", "chains")
 
 
@@ -139,14 +140,16 @@ class Plan:
 
 
 def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIMIT,
-              group: str = "none") -> Plan:
+              group: str = "none", arg_limit: int = DEFAULT_ARG_LIMIT) -> Plan:
     """Plan ``graph`` (see the module docstring).
 
     ``group``: ``"none"`` makes every task its own node; ``"chains"`` puts each
     linear chain of tasks (a task whose only dependent is the next one, with
     equal annotations, not itself requested) into one node. Tasks annotated
     with a ``cluster`` name become one ``queue N`` node per name; a task with
-    ``processes=N`` is one ``queue N`` node.
+    ``processes=N`` is one ``queue N`` node. A constant passed directly as
+    an argument and larger than ``arg_limit`` bytes is refused: it would be
+    copied into every payload that uses it.
     """
     if group not in GROUPINGS:
         raise PlanError(f"group={group!r} is not one of {GROUPINGS}")
@@ -200,6 +203,14 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
         assert isinstance(node, Call)
         w = _Walk(graph, value_of, token_of, tok)
         expr = w.rename(node.expr)
+        if w.big and w.big[0] > arg_limit:
+            size, typ = w.big
+            raise PlanError(
+                f"key {key!r}: an argument of {size / 2**20:.1f} MiB ({typ}) is embedded in "
+                f"the task itself (the limit is {arg_limit / 2**20:.0f} MiB, option "
+                "arg_limit). Wrap it once with dask.delayed(obj) and pass that: it is then "
+                "written once and transferred to the nodes that need it -- or create it "
+                "inside a task")
         ann = annotations.get(key)
         s = node_settings(ann, key) if ann else _DEFAULT
         if w.procid and not s.processes:
@@ -292,6 +303,7 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
 
 
 _DEFAULT = NodeSettings()
+_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
 def _settings_token(s: NodeSettings) -> str:
@@ -388,6 +400,7 @@ class _Walk:
         self.orders: list = []
         self.parts: list = []
         self.procid = False
+        self.big = None  # (bytes, type name) of the largest non-scalar literal
 
     def rename(self, expr):
         tag = expr[0]
@@ -396,6 +409,13 @@ class _Walk:
             if contains_procid(v):
                 self.procid = True
                 return self.rename(_lift_procid(v))
+            if type(v) not in _SCALARS:
+                try:
+                    n = sizeof(v)
+                except Exception:  # sizeof is best effort
+                    n = 0
+                if self.big is None or n > self.big[0]:
+                    self.big = (n, type(v).__name__)
             self.parts.append(self.tok.value(v))
             return expr
         if tag == PROC:

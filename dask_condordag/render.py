@@ -177,9 +177,11 @@ def render_config(dag) -> str:
         f"{k} = {v}\n" for k, v in dag.config)
 
 
-def render_submit(*, python: str, extra: tuple = (), queue: int = 1) -> str:
+def render_submit(*, python: str, extra: tuple = (), queue: int = 1, delivery=()) -> str:
     """A submit description (``python``: absolute path; ``extra``: the node's own
-    commands from annotations; ``queue``: procs per node)."""
+    commands from annotations; ``queue``: procs per node; ``delivery``: the
+    (command, value) pairs of the delivery mode, ``delivery.submit_commands``,
+    which replace the defaults below or are added before ``output``)."""
     out, err = names.log_files("$(JOB)")
     commands = [
         ("universe", "vanilla"),
@@ -195,6 +197,12 @@ def render_submit(*, python: str, extra: tuple = (), queue: int = 1) -> str:
         ("error", err + (".$(Process)" if queue > 1 else "")),
         ("My.DaskCondorDagNode", '"$(JOB)"'),
     ]
+    if delivery:
+        mode = dict(delivery)
+        added = [(k, v) for k, v in delivery if k not in {c for c, _ in commands}]
+        commands = [(k, mode.get(k, v)) for k, v in commands]
+        at = [k for k, _ in commands].index("output")
+        commands[at:at] = added
     own = {k.lower() for k, _ in commands}
     extras = [(k, v) for k, v in extra if k.lower() not in own]
     commands = [(k, dict((kk.lower(), vv) for kk, vv in extra).get(k.lower(), v))

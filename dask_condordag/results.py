@@ -1,10 +1,14 @@
 """Load results and error reports from a workflow directory.
 
 Data
-    A result file is ``RESULT_OK`` + a pickle, or ``RESULT_ERR`` + a JSON error
-    report written by the worker shim (see ``worker.py``).
+    A result file is a header line (``DCDAG-OK 2 <sha256> <stem>``) + a pickle,
+    or ``DCDAG-ERR 2 ...`` + a JSON error report, written by the worker shim
+    (``worker.seal``/``unseal`` are the one implementation of the format).
 
 Policy
+    * Nothing is unpickled before its checksum and its name are verified; a
+      damaged, truncated or misplaced file raises
+      :class:`~dask_condordag.exceptions.CorruptResultError` naming the file.
     * Error reports are JSON, read without unpickling anything.
     * A failed task is re-raised as its *original exception type* (a subclass
       made on the fly, so ``except ZeroDivisionError`` still works) whose
@@ -30,15 +34,37 @@ import pickle
 from pathlib import Path
 
 from . import names
-from .exceptions import RemoteError, WorkflowError
+from .exceptions import CorruptResultError, RemoteError, WorkflowError
+from .worker import CorruptFile, unseal
 
 __all__ = ["read_result", "read_error", "remote_exception", "remote_traceback", "is_error",
-           "is_ok"]
+           "is_ok", "verify"]
 
 
 def _head(path: Path) -> bytes:
     with open(path, "rb") as f:
         return f.read(max(len(names.RESULT_OK), len(names.RESULT_ERR)))
+
+
+def _unseal(path, key=None):
+    try:
+        data = Path(path).read_bytes()
+        return unseal(data, str(path))
+    except CorruptFile as e:
+        who = f" (the result of key {key})" if key is not None else ""
+        raise CorruptResultError(
+            f"{e}{who}. It will not be loaded; computing the workflow again reruns its node "
+            "(the damaged file is set aside in logs/corrupt/)", path=str(path), key=key
+        ) from None
+
+
+def verify(path) -> bool:
+    """Is ``path`` a whole, correctly named result holding a value?"""
+    try:
+        magic, _ = unseal(Path(path).read_bytes(), str(path))
+    except (OSError, CorruptFile):
+        return False
+    return magic == names.RESULT_OK
 
 
 def is_ok(path) -> bool:
@@ -57,21 +83,20 @@ def is_error(path) -> bool:
 
 def read_error(path) -> dict:
     """The JSON error report in ``path`` (which must hold one)."""
-    data = Path(path).read_bytes()
-    if not data.startswith(names.RESULT_ERR):
+    magic, body = _unseal(path)
+    if magic != names.RESULT_ERR:
         raise WorkflowError(f"{path} does not hold an error report")
-    return json.loads(data[len(names.RESULT_ERR):].decode("utf-8"))
+    return json.loads(bytes(body).decode("utf-8"))
 
 
-def read_result(path):
-    """The value in a result or data file. Error reports raise WorkflowError
-    (callers that want the remote exception use :func:`remote_exception`)."""
-    data = Path(path).read_bytes()
-    if data.startswith(names.RESULT_OK):
-        return pickle.loads(memoryview(data)[len(names.RESULT_OK):])
-    if data.startswith(names.RESULT_ERR):
+def read_result(path, key=None):
+    """The value in a result or data file, verified first. Error reports raise
+    WorkflowError (callers that want the remote exception use
+    :func:`remote_exception`)."""
+    magic, body = _unseal(path, key)
+    if magic == names.RESULT_ERR:
         raise WorkflowError(f"{path} holds an error report, not a value")
-    raise WorkflowError(f"{path} is not a dask-condordag result file (damaged or not ours)")
+    return pickle.loads(body)
 
 
 def remote_traceback(report: dict) -> str:

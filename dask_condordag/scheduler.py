@@ -7,7 +7,7 @@ Data flow (one module per step)::
       -> plan    make_plan: DAG nodes, names, files         (no I/O)
       -> render  DAG and submit text                        (no I/O)
       -> write   the workflow directory, atomically
-      -> run     local runner | nothing
+      -> run     local runner | condor_submit_dag + wait | nothing
       -> results Workflow.result()
 
 ``get(dsk, keys, **options)`` is what dask calls; it returns a tuple aligned
@@ -36,6 +36,7 @@ from dask.core import flatten
 
 from . import names
 from .annotations import dag_settings, merge_condor
+from .condor import choose_run_mode
 from .config import options
 from .exceptions import CondorDagError
 from .graph import read_graph
@@ -43,6 +44,7 @@ from .plan import make_plan
 from .tokens import sha
 from .workflow import Workflow
 from .write import write_workflow
+from .delivery import from_options as delivery_from_options
 
 __all__ = ["get", "write"]
 
@@ -76,10 +78,12 @@ def _compile_nogc(dsk, keys, opts, *, repack=None) -> Workflow:
             merged[k] = ann
         graph = dataclasses.replace(graph, annotations=merged)
     plan = make_plan(graph, name=opts.name or "workflow", inline_limit=opts.inline_limit,
-                     group=opts.group)
+                     group=opts.group, arg_limit=opts.arg_limit)
     path, name = _where(plan, opts)
     plan = dataclasses.replace(plan, name=name)
-    manifest = write_workflow(plan, path, keys=keys, repack=repack, dag=dag)
+    manifest = write_workflow(plan, path, keys=keys, repack=repack, dag=dag,
+                              permissions=opts.permissions, force=opts.force,
+                              delivery=delivery_from_options(opts))
     return Workflow(path, manifest)
 
 
@@ -106,17 +110,27 @@ def get(dsk, keys, callbacks=None, **kwargs):
     the values of ``keys`` (a tuple aligned with ``keys``).
 
     Options (keyword arguments, else the ``condordag`` section of dask's
-    config): ``run`` ("local" or "none"), ``path``, ``name``, ``directory``,
+    config): ``run`` ("auto", "condor", "local" or "none"; ``hold_timeout`` and
+    ``poll_interval`` for condor), ``path``, ``name``, ``directory``,
     ``max_workers``, ``inline_limit``, ``progress``, ``group``, and the DAG-level
     ``maxjobs`` ({category: n}), ``dag_config`` ({DAGMan knob: value}),
     ``dot``, ``node_status_interval`` (seconds, None for none) and
-    ``jobstate_log``. ``callbacks`` are dask
+    ``jobstate_log``; ``permissions`` ("private" or "group"); ``force``
+    (recompute everything). ``callbacks`` are dask
     callbacks (``dask.diagnostics.ProgressBar`` works).
     """
     opts = options(kwargs)
     flat = list(flatten(keys)) if isinstance(keys, list) else [keys]
+    run = choose_run_mode(opts.run)
     wf = _compile(dsk, flat, opts)
-    if opts.run == "none":
+    if run == "condor":
+        # Submit, wait (progress lines; Ctrl-C leaves the DAG running and says
+        # how to reattach), then load the results as the local path does.
+        if wf.submit(force=opts.force) is not None:
+            wf.wait(hold_timeout=opts.hold_timeout, poll=opts.poll_interval,
+                    progress=opts.progress)
+        return _nest(keys, dict(zip(flat, wf.values())))
+    if run == "none":
         raise CondorDagError(
             f"run='none': the workflow was written to {wf.path} but not run, so there "
             "are no values to return. Run it (dask-condordag run "
@@ -125,7 +139,8 @@ def get(dsk, keys, callbacks=None, **kwargs):
             "dask_condordag.write(...) does this without raising"
         )
     with local_callbacks(callbacks) as cbs:
-        wf.run(max_workers=opts.max_workers, progress=opts.progress, callbacks=cbs)
+        wf.run(max_workers=opts.max_workers, progress=opts.progress, callbacks=cbs,
+               force=opts.force)
     values = dict(zip(flat, wf.values()))
     return _nest(keys, values)
 

@@ -177,11 +177,18 @@ _module_cache: dict = {}
 
 
 def _is_user_module(name: str, mod) -> bool:
+    if not isinstance(mod, types.ModuleType):  # e.g. typing.io placeholders
+        return False
     if name == "__main__":
         return True
-    f = getattr(mod, "__file__", None)
-    if not f or name.split(".")[0] == "dask_condordag":
+    if name.split(".")[0] == "dask_condordag":
         return False
+    f = getattr(mod, "__file__", None)
+    if not f:
+        # built in, frozen, a namespace package -- or made at run time
+        # (types.ModuleType), which no execute node could import
+        return (getattr(mod, "__spec__", None) is None and name not in sys.builtin_module_names
+                and not hasattr(mod, "__path__"))
     got = _module_cache.get((name, f))
     if got is None:
         real = os.path.realpath(f)

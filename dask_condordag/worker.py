@@ -18,12 +18,17 @@ Contract (the client side relies on every point):
     * Exit status 0 when every task succeeded, 1 otherwise, so DAGMan's RETRY
       and rescue DAGs work.
 
-File formats (``dask_condordag.names`` holds the same constants):
-    payload  = b"DCDAG-PAYLOAD 1\\n" + one JSON line (node, inputs, outputs,
-               versions) + a pickle of [(task_name, expr), ...]
-    result   = b"DCDAG-OK 1\\n" + a pickle of the value
-    error    = b"DCDAG-ERR 1\\n" + a JSON report (exc_type, message,
-               traceback, host, python, node, task, key)
+File formats (``dask_condordag.names`` holds the same constants; the client
+imports ``seal``/``unseal`` from here, so there is one implementation):
+    payload  = b"DCDAG-PAYLOAD 2\\n" + one JSON line (node, inputs, outputs,
+               versions, the SHA-256 of the rest) + a pickle of
+               [(task_name, expr), ...]
+    result   = b"DCDAG-OK 2 <sha256 of body> <file stem>\\n" + a pickle
+    error    = b"DCDAG-ERR 2 <sha256 of body> <file stem>\\n" + a JSON report
+               (exc_type, message, traceback, host, python, node, task, key)
+Every file is checked (checksum, and the stem it names is its own) before
+anything in it is unpickled: a truncated, corrupted or renamed file is
+reported, never loaded.
 
 The expression language: (0, value) literal; (1, name) the value named;
 (2, func, args, kwargs) a call; (3, constructor, items); (4, pairs) a dict;
@@ -47,10 +52,53 @@ import sys
 import time
 import traceback
 
-PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 1\n"
-RESULT_OK = b"DCDAG-OK 1\n"
-RESULT_ERR = b"DCDAG-ERR 1\n"
+PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 2\n"
+RESULT_OK = b"DCDAG-OK 2 "
+RESULT_ERR = b"DCDAG-ERR 2 "
 NODES_DIR = "nodes"
+
+
+class CorruptFile(ValueError):
+    """A result, data or payload file that fails its checks."""
+
+
+def file_stem(path):
+    name = os.path.basename(path)
+    return name[:-4] if name.endswith(".pkl") else name
+
+
+def seal(magic, path, body):
+    """The header line of a result/error file for ``path``, holding ``body``."""
+    import hashlib
+
+    digest = hashlib.sha256(body).hexdigest()
+    return magic + ("%s %s\n" % (digest, file_stem(path))).encode("ascii")
+
+
+def unseal(data, path):
+    """``(magic, body)`` of a sealed file's bytes; CorruptFile if it is not
+    whole, not ours, or not the file it says it is."""
+    import hashlib
+
+    end = data.find(b"\n", 0, 300)
+    for magic in (RESULT_OK, RESULT_ERR):
+        if data.startswith(magic) and end > 0:
+            break
+    else:
+        raise CorruptFile("%s is not a dask-condordag result file (or was written by "
+                          "another version)" % path)
+    try:
+        digest, stem = data[len(magic):end].decode("ascii").split(" ")
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptFile("%s has a damaged header line" % path)
+    body = memoryview(data)[end + 1:]
+    if hashlib.sha256(body).hexdigest() != digest:
+        raise CorruptFile("%s is damaged or truncated: its SHA-256 does not match its "
+                          "header (%d bytes)" % (path, len(body)))
+    if stem != file_stem(path):
+        raise CorruptFile("%s holds the result of %s, not its own (moved or copied by hand?)"
+                          % (path, stem))
+    return magic, body
 
 
 def log(msg):
@@ -82,7 +130,9 @@ def write_atomic(path, header, body):
     d = os.path.dirname(path)
     if d:
         os.makedirs(d, exist_ok=True)
-    tmp = "%s.tmp-%d" % (path, os.getpid())
+    import threading
+
+    tmp = "%s.tmp-%d-%d" % (path, os.getpid(), threading.get_ident())
     with open(tmp, "wb") as f:
         f.write(header)
         f.write(body)
@@ -104,11 +154,10 @@ def dumps(value):
 def read_value(path):
     with open(path, "rb") as f:
         data = f.read()
-    if data.startswith(RESULT_OK):
-        return pickle.loads(memoryview(data)[len(RESULT_OK):])
-    if data.startswith(RESULT_ERR):
+    magic, body = unseal(data, path)
+    if magic == RESULT_ERR:
         raise RuntimeError("input %s holds an error report, not a value" % path)
-    raise RuntimeError("input %s is not a dask-condordag result file" % path)
+    return pickle.loads(body)
 
 
 def read_payload(node):
@@ -119,7 +168,12 @@ def read_payload(node):
         raise RuntimeError("%s is not a dask-condordag payload" % path)
     end = data.index(b"\n", len(PAYLOAD_MAGIC))
     meta = json.loads(data[len(PAYLOAD_MAGIC):end].decode("utf-8"))
-    return meta, memoryview(data)[end + 1:]
+    body = memoryview(data)[end + 1:]
+    import hashlib
+
+    if hashlib.sha256(body).hexdigest() != meta.get("sha256"):
+        raise CorruptFile("%s is damaged or truncated: its SHA-256 does not match" % path)
+    return meta, body
 
 
 PROC_KEY = ("dask_condordag", "procid")
@@ -185,7 +239,7 @@ def error_report(exc, meta, task, stage):
 
 def write_error(path, report):
     body = json.dumps(report, indent=1, sort_keys=True).encode("utf-8")
-    write_atomic(path, RESULT_ERR, body)
+    write_atomic(path, seal(RESULT_ERR, path, body), body)
 
 
 def check_versions(meta):
@@ -211,24 +265,74 @@ def check_versions(meta):
                 % (want_cp, have_cp))
 
 
+def placeholders(meta, outputs):
+    """Before any user code runs, every output gets an error report saying the
+    process ended without finishing. A real result or report replaces it
+    (by rename); if the process dies first -- os._exit, SIGKILL, SIGABRT, out
+    of memory -- the placeholder is what HTCondor transfers back, so the node
+    fails with an explanation instead of the job going on hold."""
+    exc = RuntimeError(
+        "the job's process ended before this task finished, without reporting an error: "
+        "it called os._exit() or was killed by a signal (SIGKILL, SIGABRT from os.abort() "
+        "or a crash in C code, the out-of-memory killer...). See the job's stderr log and "
+        "the exit code DAGMan recorded.")
+    report = error_report(exc, meta, None, "running (did not finish)")
+    report["traceback"] = ""
+    report["frames"] = []
+    for path in outputs.values():
+        write_error(path, report)
+
+
+def start_watchdog(seconds, meta, outputs, state):
+    """Fail the job after ``seconds``: write an error report for every output
+    not written yet and exit 124, even if the task is stuck in C code."""
+    import threading
+
+    def fire():
+        exc = TimeoutError("node %s ran longer than its max_runtime of %g s (task %s was %s)"
+                           % (meta.get("node"), seconds, state.get("task"), state.get("stage")))
+        report = error_report(exc, meta, state.get("task"), "running")
+        log("TIMEOUT: %s" % exc)
+        for name, path in outputs.items():
+            if name not in state.get("finished", ()):
+                try:
+                    write_error(path, report)
+                except Exception:
+                    pass
+        sys.stderr.flush()
+        os._exit(124)
+
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+    return t
+
+
 def run(node, proc=0):
     meta = {"node": node}
     outputs = {}
     stage = "reading the payload"
     task = None
+    finished = set()
+    watch = {"finished": finished}
     try:
         meta, body = read_payload(node)
         mode = meta.get("mode", "single")
         outputs = meta["outputs"]
         if mode == "procid":
             outputs = {t: p.replace("{proc}", str(proc)) for t, p in outputs.items()}
+        elif mode == "cluster":
+            mine = meta["order"][proc]
+            outputs = {mine: outputs[mine]}
+        placeholders(meta, outputs)
+        if meta.get("max_runtime"):
+            start_watchdog(meta["max_runtime"], meta, outputs, watch)
         stage = "checking versions"
         check_versions(meta)
         stage = "loading the payload"
         tasks = pickle.loads(body)
         if mode == "cluster":
             tasks = [tasks[proc]]
-            outputs = {tasks[0][0]: outputs[tasks[0][0]]}
         env = {PROC_KEY: proc}
         for name, path in meta["inputs"].items():
             stage = "loading input %s" % (path,)
@@ -238,10 +342,13 @@ def run(node, proc=0):
                 env[name] = read_value(path)
         for task, expr in tasks:
             stage = "running"
+            watch.update(task=task, stage=stage)
             env[task] = evaluate(expr, env)
             if task in outputs:
                 stage = "saving the result"
-                write_atomic(outputs[task], RESULT_OK, dumps(env[task]))
+                body = dumps(env[task])
+                write_atomic(outputs[task], seal(RESULT_OK, outputs[task], body), body)
+                finished.add(task)
         task = None
         return 0
     except BaseException as exc:  # noqa: B902 - every failure must leave its report
@@ -250,7 +357,7 @@ def run(node, proc=0):
             stage, " task %s" % task if task else "", report["exc_type"], report["message"]))
         sys.stderr.write(report["traceback"])
         for name, path in outputs.items():
-            if not os.path.exists(path) or name == task:
+            if name not in finished:
                 write_error(path, report)
         if not outputs:  # we could not even read which outputs: nothing to leave
             log("no outputs known; error report only in this log")

@@ -2,17 +2,27 @@
 
     >>> wf = Workflow.open("mytest")          # doctest: +SKIP
     >>> wf.run()                              # the local runner  # doctest: +SKIP
+    >>> wf.submit(); wf.wait()                # or on an HTCondor pool  # doctest: +SKIP
     >>> wf.result()                           # doctest: +SKIP
     10
+
+State lives on disk, so any process can pick a workflow up: the result files
+(done / failed tasks), the DAG's node status file (DAGMan's view, written by
+DAGMan and by the local runner alike), the DAGMan job's cluster id
+(``condor.CLUSTER_FILE``, written by ``submit()``) and, where HTCondor is
+installed, the queue (held jobs and their hold reasons). Every HTCondor
+command goes through :mod:`dask_condordag.condor`.
 """
 
 from __future__ import annotations
 
-import pickle
+import shutil
+import sys
+import time
 from pathlib import Path
 
-from . import names
-from .exceptions import ResultMissingError, WorkflowError
+from . import condor, names
+from .exceptions import CondorDagError, ResultMissingError, WorkflowError
 from .results import is_error, is_ok, read_error, read_result, remote_exception
 from .write import read_manifest
 
@@ -25,6 +35,9 @@ class Workflow:
     def __init__(self, path, manifest: dict | None = None):
         self.path = Path(path).absolute()
         self.manifest = manifest if manifest is not None else read_manifest(self.path)
+        #: the :class:`~dask_condordag.condor.Condor` that runs HTCondor's tools
+        #: (None: the command-line tools on PATH)
+        self.backend = None
 
     @classmethod
     def open(cls, path) -> "Workflow":
@@ -58,8 +71,267 @@ class Workflow:
 
         return run(self.path, **kwargs)
 
+    # -- on an HTCondor pool ---------------------------------------------------
+    @property
+    def cluster(self) -> int | None:
+        """The DAGMan job's cluster id of the last ``submit()``, if any."""
+        return condor.read_cluster(self.path)
+
+    @property
+    def status_path(self) -> Path | None:
+        """The DAG's ``NODE_STATUS_FILE``, as the DAG file names it."""
+        try:
+            with open(self.dag_path, encoding="utf-8") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 2 and parts[0].upper() == "NODE_STATUS_FILE":
+                        return self.path / parts[1]
+        except OSError:
+            pass
+        return None
+
+    @property
+    def dagman_out(self) -> Path:
+        """DAGMan's debug log, ``<dag>.dagman.out`` (condor_submit_dag's name)."""
+        return self.path / (self.dag_path.name + ".dagman.out")
+
+    def rescue_dags(self) -> list:
+        """The rescue DAGs, oldest first (``<dag>.rescue001`` ...)."""
+        return sorted(self.path.glob(self.dag_path.name + ".rescue[0-9][0-9][0-9]"))
+
+    def dag_state(self):
+        """The node status file as a :class:`~dask_condordag.condor.DagState`
+        (None before DAGMan or the local runner first wrote it)."""
+        p = self.status_path
+        return condor.read_status_file(p) if p is not None else None
+
+    def _backend(self):
+        return self.backend or condor.Condor()
+
+    def _query(self):
+        """The DAGMan job and its node jobs in the queue; None when that
+        cannot be known here (never submitted, or no condor_q)."""
+        cluster = self.cluster
+        if cluster is None or (self.backend is None and shutil.which(condor.CONDOR_Q) is None):
+            return None
+        try:
+            return self._backend().query(cluster)
+        except condor.CondorCommandError:
+            return None
+
+    def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None):
+        """Submit the DAG with ``condor_submit_dag``; returns the DAGMan job's
+        cluster id, or None when every node is already done.
+
+        A workflow that failed or was removed is resubmitted from DAGMan's
+        newest rescue DAG: nothing that finished runs again. ``force=True``
+        passes ``-force`` (DAGMan renames the rescue DAGs and runs the DAG file
+        as written, which marks ``DONE`` what had results when it was written).
+        Refused while this workflow's DAGMan job is still in the queue.
+        """
+        stream = stream or sys.stderr
+        q = self._query()
+        if q is not None and q.dagman is not None:
+            raise CondorDagError(
+                f"the workflow at {self.path} is already in the queue as DAGMan job "
+                f"{q.dagman.id}: wait for it (dask-condordag wait {self.path}) or remove it "
+                f"(dask-condordag remove {self.path}) before submitting again")
+        s = self._result_counts()
+        if not force and s["done"] == s["total"]:
+            print(f"[dask-condordag] {self.name}: all {s['total']} nodes are already done; "
+                  "nothing to submit", file=stream, flush=True)
+            return None
+        rescue = self.rescue_dags()
+        update = (self.path / (self.dag_path.name + ".condor.sub")).exists() and not rescue
+        status = self.status_path
+        if status is not None and status.exists():
+            status.unlink()  # a snapshot of the last run; DAGMan writes a new one
+        cluster, _ = self._backend().submit_dag(
+            self.path, self.dag_path.name, batch_name=batch_name or self.name, force=force,
+            update_submit=update)
+        condor.write_cluster(self.path, cluster)
+        how = f", resuming from {rescue[-1].name}" if rescue and not force else ""
+        print(f"[dask-condordag] {self.name}: submitted {self.dag_path.name} as DAGMan job "
+              f"{cluster}{how}", file=stream, flush=True)
+        return cluster
+
+    def remove(self) -> str:
+        """``condor_rm`` the DAGMan job: DAGMan removes the node jobs and writes
+        a rescue DAG (``submit()`` resumes from it). Returns condor_rm's output."""
+        cluster = self.cluster
+        if cluster is None:
+            raise CondorDagError(
+                f"{self.path} has no DAGMan job to remove: it was never submitted with "
+                f"dask-condordag ({condor.CLUSTER_FILE} is missing)")
+        return self._backend().remove(cluster)
+
+    def wait(self, timeout: float | None = None, *, hold_timeout: float | None = None,
+             poll: float | None = None, progress: bool | None = None, stream=None) -> dict:
+        """Wait until the submitted DAG has finished; returns ``status()``.
+
+        Prints progress lines (done, idle, running, held, failed of total)
+        when they change. Raises the first failed task's exception (with where
+        the rescue DAG and DAGMan's log are) if the DAG failed,
+        :class:`~dask_condordag.condor.JobHeldError` when a job has been on
+        hold for ``hold_timeout`` seconds (0: at once), and
+        :class:`~dask_condordag.condor.WaitTimeout` after ``timeout`` seconds.
+        The DAG keeps running in the last two cases, and on Ctrl-C.
+        ``hold_timeout`` and ``poll`` (seconds between looks) default to the
+        ``hold_timeout`` and ``poll_interval`` options.
+        """
+        from .config import options
+
+        if hold_timeout is None or poll is None:
+            opts = options({})
+            hold_timeout = opts.hold_timeout if hold_timeout is None else hold_timeout
+            poll = opts.poll_interval if poll is None else poll
+        stream = stream or sys.stderr
+        start = time.monotonic()
+        last_line, last_print = None, 0.0
+        try:
+            while True:
+                state, q = self.dag_state(), self._query()
+                if state is None and q is None and self.cluster is None:
+                    raise CondorDagError(
+                        f"the workflow at {self.path} has not been submitted (no "
+                        f"{condor.CLUSTER_FILE}, no node status file): submit it first "
+                        f"(dask-condordag submit {self.path})")
+                line = self._progress_line(state, q)
+                now = time.monotonic()
+                if progress is not False and (line != last_line or now - last_print > 300):
+                    print(f"[dask-condordag] {self.name}: {line}", file=stream, flush=True)
+                    last_line, last_print = line, now
+                self._check_holds(q, hold_timeout)
+                finished = (q.dagman is None) if q is not None else (
+                    state is not None and state.finished)
+                if finished:
+                    break
+                if timeout is not None and now - start >= timeout:
+                    raise condor.WaitTimeout(
+                        f"the DAG of {self.path} is still running after {timeout:g} s "
+                        f"({line}); it keeps running: wait again, or remove it with "
+                        f"dask-condordag remove {self.path}")
+                time.sleep(poll)
+        except KeyboardInterrupt:
+            cluster = self.cluster
+            job = f" as DAGMan job {cluster}" if cluster is not None else ""
+            print(f"\n[dask-condordag] stopped waiting; the DAG is still running{job}.\n"
+                  f"  reattach:  dask_condordag.Workflow.open({str(self.path)!r}).wait()"
+                  f"   (or: dask-condordag wait {self.path})\n"
+                  f"  remove it: dask-condordag remove {self.path}", file=stream, flush=True)
+            raise
+        state = self.dag_state()
+        ok = state.ok if state is not None and state.finished else (
+            self._result_counts()["done"] == len(self.nodes))
+        if not ok:
+            raise self._failure(state)
+        return self.status()
+
+    def _progress_line(self, state, q) -> str:
+        if state is None:
+            s = self._result_counts()
+            done, failed, total = s["done"], s["failed"], s["total"]
+        else:
+            done, failed, total = state.done, state.failed, state.total
+        if q is not None:
+            idle, running = q.count(condor.JOB_IDLE), q.count(condor.JOB_RUNNING)
+            held = sum(1 for j in q.jobs if j.held)
+        elif state is not None:
+            held = state.procs_held
+            idle, running = max(0, state.procs_idle - held), state.running_nodes()
+        else:
+            idle = running = held = 0
+        line = (f"{done} done, {idle} idle, {running} running, {held} held, {failed} failed "
+                f"of {total} nodes")
+        if state is None and q is not None and q.dagman is not None:
+            line += " (DAGMan is starting)"
+        return line
+
+    def _check_holds(self, q, hold_timeout: float) -> None:
+        if q is None:
+            return
+        for job in q.held:
+            since = job.since if job.since is not None else time.time()
+            held_for = max(0.0, time.time() - since)
+            if held_for < hold_timeout:
+                continue
+            node = f"node {job.node}" if job.node else "the DAGMan job itself"
+            raise condor.JobHeldError(
+                f"job {job.id} ({node}) of the DAG at {self.path} has been on hold for "
+                f"{held_for:.0f} s: {job.hold_reason or '(no HoldReason)'}\n"
+                f"A held job does not run again by itself. Fix the cause, then release it "
+                f"(condor_release {job.id}) and the DAG goes on; or remove the DAG "
+                f"(dask-condordag remove {self.path}) and resubmit later "
+                f"(dask-condordag submit {self.path}) -- the rescue DAG keeps what is done. "
+                "The DAG is still in the queue.",
+                node=job.node or "", job=job.id, reason=job.hold_reason)
+
+    def _failure(self, state) -> Exception:
+        """The exception for a failed DAG: the first failed task's own, else
+        a DagFailedError naming DAGMan's reasons."""
+        rescue = self.rescue_dags()
+        where = [f"Rescue DAG: {rescue[-1]}" if rescue else "No rescue DAG was written.",
+                 f"DAGMan's log: {self.dagman_out}",
+                 f"Fix the cause and resubmit (dask-condordag submit {self.path}): the "
+                 "rescue DAG reruns only what did not finish."]
+        reports = self._task_errors()
+        if reports:
+            first = reports[0]
+            exc = remote_exception(first, key=first.get("key"), logs=first["logs"])
+            _add_context(exc, "\n".join(where))
+            return exc
+        failed = state.failed_nodes() if state is not None else {}
+        lines = [f"the DAG at {self.dag_path} failed"]
+        lines += [f"  node {n}: {why or 'failed'}" for n, why in failed.items()]
+        if not failed:
+            lines.append("  (DAGMan left the queue without finishing the DAG; it was "
+                         "removed, or it failed: see its log)")
+            tail = condor.dagman_out_tail(self.dagman_out, 3)
+            lines += [f"  | {x}" for x in tail]
+        return condor.DagFailedError("\n".join(lines + where), nodes=failed,
+                                     rescue=rescue[-1] if rescue else None)
+
     # -- state ---------------------------------------------------------------
     def status(self) -> dict:
+        """Where the workflow is.
+
+        ``total``, ``done``, ``failed``, ``pending``: nodes, from the result
+        files. ``cluster``: the DAGMan job (None if never submitted);
+        ``dagman``: "not submitted", "running", "held", "done", "failed",
+        "not in the queue" or "unknown"; ``nodes``: DAGMan's per-state counts
+        from the node status file (None before it exists); ``jobs``: idle,
+        running and held job procs (from the queue where HTCondor is here,
+        else from the status file); ``held``: the held jobs with their hold
+        reasons.
+        """
+        out = self._result_counts()
+        state, q, cluster = self.dag_state(), self._query(), self.cluster
+        if q is not None and q.dagman is not None:
+            dagman = "held" if q.dagman.held else "running"
+        elif state is not None and state.finished:
+            dagman = "done" if state.ok else "failed"
+        elif cluster is None:
+            dagman = "not submitted" if state is None else "unknown"
+        else:
+            dagman = "not in the queue" if q is not None else "unknown"
+        out["cluster"], out["dagman"] = cluster, dagman
+        out["nodes"] = None if state is None else {
+            "done": state.done, "queued": state.queued, "pre": state.pre, "post": state.post,
+            "ready": state.ready, "unready": state.unready, "failed": state.failed,
+            "futile": state.futile}
+        if q is not None:
+            out["jobs"] = {"idle": q.count(condor.JOB_IDLE),
+                           "running": q.count(condor.JOB_RUNNING),
+                           "held": sum(1 for j in q.jobs if j.held)}
+        elif state is not None:
+            out["jobs"] = {"idle": max(0, state.procs_idle - state.procs_held),
+                           "running": state.running_nodes(), "held": state.procs_held}
+        else:
+            out["jobs"] = None
+        out["held"] = [_held(j) for j in q.held] if q is not None else []
+        return out
+
+    def _result_counts(self) -> dict:
         """Counts of nodes ``done``, ``failed`` and ``pending`` (from the result files)."""
         done = failed = 0
         for info in self.nodes.values():
@@ -72,6 +344,31 @@ class Workflow:
                 "pending": len(self.nodes) - done - failed}
 
     def errors(self) -> list[dict]:
+        """What went wrong: the error reports of the failed tasks in the DAG's
+        order (``kind`` "error", with ``logs``, the paths of the job's
+        stdout/stderr); then the held jobs (``kind`` "held": ``node``,
+        ``job``, ``hold_reason``, ``since``) where the queue can be read; then
+        nodes DAGMan failed without a task error report (``kind`` "node":
+        ``node``, ``details``, e.g. a failed POST script or submit step)."""
+        out = self._task_errors()
+        q = self._query()
+        if q is not None:
+            for job in q.held:
+                entry = _held(job)
+                entry["kind"] = "held"
+                if job.node:
+                    entry["logs"] = [str(x) for x in self.logs(job.node)]
+                out.append(entry)
+        state = self.dag_state()
+        if state is not None:
+            reported = {e.get("node") for e in out}
+            for node, details in state.failed_nodes().items():
+                if node not in reported:
+                    out.append({"kind": "node", "node": node, "details": details,
+                                "logs": [str(x) for x in self.logs(node)]})
+        return out
+
+    def _task_errors(self) -> list[dict]:
         """Error reports of the failed tasks, in the DAG's order, each with
         ``logs`` (paths of the job's stdout/stderr) added."""
         out = []
@@ -84,6 +381,7 @@ class Workflow:
                     report.setdefault("key", key)
                     report["logs"] = [str(x) for x in self.logs(node)]
                     report["file"] = str(p)
+                    report.setdefault("kind", "error")
                     out.append(report)
         return out
 
@@ -91,9 +389,8 @@ class Workflow:
     def _outputs(self) -> dict:
         p = self.path / names.OUTPUTS
         try:
-            with open(p, "rb") as f:
-                return pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError) as e:
+            return read_result(p)  # sealed like a result: verified before unpickling
+        except OSError as e:
             raise WorkflowError(f"cannot read {p}: {e}") from e
 
     def values(self) -> tuple:
@@ -109,7 +406,7 @@ class Workflow:
                 file = self.path / f
                 if not is_ok(file):
                     self._raise_for(key, file)
-                got.append(read_result(file))
+                got.append(read_result(file, key=key))
             values.append(got if as_list else got[0])
         return tuple(values)
 
@@ -130,7 +427,7 @@ class Workflow:
             report = read_error(file)
             node = report.get("node") or ""
             raise remote_exception(report, key=key, logs=self.logs(node))
-        errors = self.errors()
+        errors = self._task_errors()
         if errors:
             first = errors[0]
             raise remote_exception(first, key=first.get("key"), logs=first["logs"])
@@ -139,3 +436,16 @@ class Workflow:
             f"{self.path} has not finished. Run it (dask-condordag run {self.path}, "
             f"or condor_submit_dag {self.dag_path.name} in that directory) and try again"
         )
+
+
+def _held(job) -> dict:
+    return {"node": job.node, "job": job.id, "hold_reason": job.hold_reason,
+            "hold_code": job.hold_code, "since": job.since}
+
+
+def _add_context(exc: BaseException, text: str) -> None:
+    """Append ``text`` to the message of a re-raised remote exception."""
+    if hasattr(exc, "_condordag_message"):
+        exc._condordag_message += "\n" + text
+    elif exc.args and isinstance(exc.args[0], str):
+        exc.args = (exc.args[0] + "\n" + text,) + tuple(exc.args[1:])

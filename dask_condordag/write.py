@@ -25,6 +25,7 @@ Policy
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import itertools
 import json
@@ -32,6 +33,7 @@ import os
 import pickle
 import shutil
 import sys
+import time
 import types
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,8 +43,11 @@ import cloudpickle
 from . import names
 from .exceptions import PlanError, WorkflowError, WorkflowExistsError
 from .annotations import DagSettings
+from .results import is_error, verify
+from .worker import seal
 from .render import dag_files, render_config, render_dag, render_submit, submit_files
 from .tokens import user_modules
+from .delivery import by_value_modules, stage_files, submit_commands
 
 __all__ = ["write_workflow", "read_manifest"]
 
@@ -68,12 +73,19 @@ def read_manifest(path) -> dict:
     return m
 
 
-def _result_ok(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(names.RESULT_OK)) == names.RESULT_OK
-    except OSError:
-        return False
+def _reusable(path: Path, quarantine: Path) -> bool:
+    """Is the result at ``path`` whole and its own? A damaged one is moved to
+    ``quarantine`` (kept for inspection, never loaded) so that its node reruns."""
+    if verify(path):
+        return True
+    if path.exists() and not is_error(path):
+        quarantine.mkdir(parents=True, exist_ok=True)
+        os.replace(path, quarantine / f"{path.name}.{int(time.time())}")
+    return False
+
+
+def _sealed(relpath: str, body: bytes) -> bytes:
+    return seal(names.RESULT_OK, relpath, body) + body
 
 
 @contextmanager
@@ -160,16 +172,19 @@ def _payload(plan, node, versions, cache: dict) -> bytes:
     tasks = [(t.name, t.expr) for t in node.tasks]
     body = _dumps(tasks, f"the task of key {node.tasks[0].key!r} (node {node.name})", cache)
     meta = {
+        "sha256": hashlib.sha256(body).hexdigest(),
         "node": node.name,
         "mode": node.mode,
         # a list of files is read back as the list of their values (procid clusters)
         "inputs": {v: list(plan.files_of(v)) if v in plan.listed else plan.files_of(v)[0]
                    for v in node.inputs},
         "outputs": _payload_outputs(node),
+        "order": [t.name for t in node.tasks] if node.mode == "cluster" else None,
         "keys": {t.name: repr(t.key) for t in node.tasks},
         "python": versions["python_minor"],
         "cloudpickle": versions["cloudpickle"],
         "needs_cloudpickle": b"cloudpickle" in body,
+        "max_runtime": node.settings.max_runtime,
     }
     head = json.dumps(meta, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     return names.PAYLOAD_MAGIC + head + b"\n" + body
@@ -215,27 +230,40 @@ def _manifest(plan, *, python, done, versions) -> dict:
     }
 
 
+#: file and directory modes by the ``permissions`` option
+PERMISSIONS = {"private": (0o600, 0o700), "group": (0o640, 0o750)}
+_FILE_MODE = {"mode": 0o600}  # set per write_workflow call (one writer at a time)
+
+
 def _write_bytes(path, data: bytes) -> None:
-    with open(path, "wb") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE["mode"])
+    with open(fd, "wb") as f:
         f.write(data)
 
 
-def _stage(target: Path) -> Path:
+def _stage(target: Path, dmode: int) -> Path:
     """A fresh temporary sibling of ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{next(_counter)}"
-    tmp.mkdir()
+    tmp.mkdir(mode=dmode)
     return tmp
 
 
 def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=None,
-                   dag: DagSettings | None = None) -> dict:
+                   dag: DagSettings | None = None, permissions: str = "private",
+                   force: bool = False, delivery=None) -> dict:
     """Write ``plan`` to ``path`` (see the module docstring). Returns the manifest.
 
     ``keys`` and ``repack`` are stored in ``outputs.pkl`` for ``result()``:
     ``repack(values)`` turns the requested keys' values into what
-    ``dask.compute`` would return.
+    ``dask.compute`` would return. ``permissions``: ``"private"`` (files
+    readable by the owner only, the default) or ``"group"``. ``force``: mark
+    no node ``DONE``, so that everything runs again.
     """
+    if permissions not in PERMISSIONS:
+        raise PlanError(f"permissions={permissions!r} is not one of {sorted(PERMISSIONS)}")
+    fmode, dmode = PERMISSIONS[permissions]
+    _FILE_MODE["mode"] = fmode
     path = Path(path).absolute()
     python = python or sys.executable
     if not os.path.isabs(python):
@@ -246,6 +274,13 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         if not path.is_dir():
             raise WorkflowExistsError(f"{path} exists and is not a directory; choose another path")
         if (path / names.MANIFEST).exists():
+            from .local import locked
+
+            holder = locked(path)
+            if holder:
+                raise WorkflowExistsError(
+                    f"{path} is being run right now ({holder}); wait for the run to finish "
+                    "before writing the workflow again")
             existing = read_manifest(path)
             if existing.get("name") != plan.name:
                 raise WorkflowExistsError(
@@ -258,31 +293,31 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
                 f"{path} exists and is not empty, and it is not a dask-condordag "
                 "workflow; choose another path"
             )
-    by_value = user_modules()
-    stage = _stage(path)
+    by_value = user_modules() | by_value_modules(delivery)
+    stage = _stage(path, dmode)
     try:
         done = set()
-        if existing is not None:
+        if existing is not None and not force:
             for node in plan.nodes.values():
+                quarantine = path / names.LOGS_DIR / "corrupt"
                 if node.outputs and all(
-                    _result_ok(path / f) for files in node.outputs.values() for f in files
+                    _reusable(path / f, quarantine)
+                    for files in node.outputs.values() for f in files
                 ):
                     done.add(node.name)
         for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
-            (stage / d).mkdir()
+            (stage / d).mkdir(mode=dmode)
         cache: dict = {}
-        sdir, pdir = str(stage), str(path)
+        sdir = str(stage)
         with _by_value(by_value | {"dask_condordag.jobs"}):
             for node in plan.nodes.values():
-                rel = node.payload
-                if existing is not None and os.path.exists(os.path.join(pdir, rel)):
-                    continue
-                _write_bytes(os.path.join(sdir, rel), _payload(plan, node, versions, cache))
+                _write_bytes(os.path.join(sdir, node.payload),
+                             _payload(plan, node, versions, cache))
             for d in plan.data.values():
                 if existing is not None and (path / d.file).exists():
                     continue
                 body = _dumps(d.value, f"the constant of key {d.key!r}")
-                _write_bytes(stage / d.file, names.RESULT_OK + body)
+                _write_bytes(stage / d.file, _sealed(d.file, body))
             outputs = {
                 "keys": list(keys) or [o.key for o in plan.outputs],
                 # (key, kind, files, inline value, files form a list)
@@ -291,12 +326,17 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
                              o.value, o.name in plan.listed) for o in plan.outputs],
                 "repack": repack,
             }
-            _write_bytes(stage / names.OUTPUTS, _dumps(outputs, "the requested keys and their repack step"))
-        shutil.copyfile(Path(__file__).with_name("worker.py"), stage / names.WORKER)
+            body = _dumps(outputs, "the requested keys and their repack step")
+            _write_bytes(stage / names.OUTPUTS, _sealed(names.OUTPUTS, body))
+            delivery, extra_files = stage_files(plan, delivery)  # delivery.py: bin/packages.zip
+        for rel, data in extra_files.items():
+            _write_bytes(stage / rel, data)
+        _write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes())
         dag = dag or DagSettings()
         submits = submit_files(plan)
         for fname, extra, procs in set(submits.values()):
-            text = render_submit(python=python, extra=extra, queue=procs)
+            text = render_submit(python=python, extra=extra, queue=procs,
+                                 delivery=submit_commands(delivery, python))
             _write_bytes(stage / fname, text.encode())
         if dag.config:
             _write_bytes(stage / dag_files(plan.name, dag)["config"], render_config(dag).encode())
@@ -304,6 +344,7 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         _write_bytes(stage / names.dag_file(plan.name), dag_text.encode())
         manifest = _manifest(plan, python=python, done=done, versions=versions)
         manifest["submit"] = sorted({f for f, _, _ in submits.values()})
+        manifest["delivery"] = delivery.describe()
         # one line: json's C encoder is used only without indent (100k nodes)
         _write_bytes(stage / names.MANIFEST, json.dumps(manifest).encode())
         if existing is None:

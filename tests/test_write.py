@@ -159,8 +159,8 @@ def test_options_from_config_and_environment(tmp_path, monkeypatch):
 def test_bad_options_are_named():
     with pytest.raises(TypeError, match="max_wrokers"):
         delayed(inc)(1).compute(scheduler="condordag", max_wrokers=2)
-    with pytest.raises(dask_condordag.CondorDagError, match="run='condor'"):
-        delayed(inc)(1).compute(scheduler="condordag", run="condor")
+    with pytest.raises(dask_condordag.CondorDagError, match="run='cluster'"):
+        delayed(inc)(1).compute(scheduler="condordag", run="cluster")
     with pytest.raises(dask_condordag.CondorDagError, match="max_workers=0"):
         delayed(inc)(1).compute(scheduler="condordag", max_workers=0)
 

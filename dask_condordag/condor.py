@@ -1,0 +1,548 @@
+"""The HTCondor backend: the only module that runs HTCondor commands.
+
+Data
+    In: a workflow directory (its DAG file name), a DAGMan cluster id. Out:
+    the cluster id of a submitted DAG (kept in ``CLUSTER_FILE`` in the
+    workflow directory), the node status file as a :class:`DagState`, the
+    queue as a :class:`Queue` of :class:`Job` (held jobs with their
+    ``HoldReason``), and the text ``condor_rm`` printed.
+
+Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
+    * Command-line tools through ``subprocess``, never a shell. Each command
+      is built by a pure function (``submit_dag_command``, ``queue_command``,
+      ``remove_command``) and its output parsed by another, so tests check
+      both against outputs recorded from the manual and source. ``Condor``
+      takes the function that runs a command, so tests can hand it recorded
+      outputs. (The ``htcondor2`` bindings could query a schedd directly, but
+      nothing here can test that path without a pool; the tools work
+      wherever HTCondor is installed.)
+    * ``condor_submit_dag`` runs in the workflow directory with the DAG's file
+      name: DAGMan resolves the DAG's relative paths against the directory it
+      was submitted from (manual: automated-workflows/dagman-interaction.rst,
+      "File Paths in DAGs"). Options go before the DAG file -- it refuses
+      options after it (src/condor_dagman/condor_submit_dag.cpp
+      parseCommandLine: "no arguments allowed after DAG file name(s)").
+      ``-batch-name`` is the workflow's name; ``-import_env`` is never given
+      (jobs see the submit description's environment only); ``-force`` only
+      when asked, because it makes DAGMan "run the original DAG and rename the
+      rescue files" (manual: man-pages/condor_submit_dag.rst).
+    * Resubmitting: ``condor_submit_dag`` picks up the newest rescue DAG by
+      itself (``-autorescue`` defaults to 1; it prints "Running rescue DAG
+      N"), so nothing already done runs again. Without a rescue DAG it refuses
+      to overwrite the ``<dag>.condor.sub`` of an earlier submission ("ERROR:
+      ... already exists", src/condor_utils/dagman_utils.cpp
+      ensureOutputFilesExist); then ``-update_submit`` is given, which
+      rewrites that file and keeps its -Max* settings.
+    * The cluster id comes from ``condor_submit``'s line "1 job(s) submitted
+      to cluster N." that ``condor_submit_dag`` passes through (it runs
+      ``condor_submit <dag>.condor.sub``: condor_submit_dag.cpp submitDag).
+    * Node jobs carry ``DAGManJobId`` = the DAGMan job's cluster (manual:
+      dagman-interaction.rst), so one ``condor_q -json -constraint
+      'ClusterId == N || DAGManJobId == N'`` shows the DAGMan job and all its
+      node jobs. ``-json`` prints nothing when no job matches and otherwise
+      "[\\n" ad (",\\n" ad)* "\\n]\\n" (src/condor_utils/compat_classad.cpp
+      CondorClassAdListWriter); ``-attributes`` limits what is printed
+      (man-pages/condor_q.rst).
+    * ``condor_rm N`` of the DAGMan job removes the DAGMan job and all node
+      jobs (its submit file sets ``OtherJobRemoveRequirements = "DAGManJobId
+      =?= $(cluster)"``, dagman_utils.cpp writeSubmitFile; manual:
+      dagman-interaction.rst "Removing a DAG"); DAGMan is sent SIGUSR1
+      (``remove_kill_sig``) and writes a rescue DAG.
+    * The node status file (``NODE_STATUS_FILE``, manual:
+      automated-workflows/dagman-node-status-file.rst) is a list of new
+      ClassAds: one ``DagStatus``, one ``NodeStatus`` per node, one
+      ``StatusEnd``. It is read with a small parser here (no bindings needed).
+
+Example::
+
+    >>> submit_dag_command("mytest.dag", batch_name="mytest")
+    ['condor_submit_dag', '-batch-name', 'mytest', 'mytest.dag']
+    >>> parse_submit_output("Submitting job(s).\\n1 job(s) submitted to cluster 4242.\\n")
+    4242
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .exceptions import CondorDagError
+
+__all__ = [
+    "CLUSTER_FILE", "CondorCommandError", "JobHeldError", "DagFailedError", "WaitTimeout",
+    "available", "choose_run_mode", "submit_dag_command", "parse_submit_output",
+    "queue_command", "parse_queue_json", "remove_command", "parse_classads",
+    "read_status_file", "DagState", "NodeState", "Job", "Queue", "Condor",
+]
+
+#: File in the workflow directory holding the DAGMan job's cluster id (one line).
+CLUSTER_FILE = "dagman.cluster"
+
+SUBMIT_DAG, CONDOR_Q, CONDOR_RM = "condor_submit_dag", "condor_q", "condor_rm"
+
+# Node status values (manual: dagman-node-status-file.rst; src node.cpp)
+(STATUS_NOT_READY, STATUS_READY, STATUS_PRERUN, STATUS_SUBMITTED, STATUS_POSTRUN,
+ STATUS_DONE, STATUS_ERROR, STATUS_FUTILE) = range(8)
+STATUS_WORDS = ("not ready", "ready", "pre script", "queued", "post script", "done",
+                "failed", "futile")
+
+# JobStatus values (manual: classad-attributes/job-classad-attributes.rst)
+JOB_IDLE, JOB_RUNNING, JOB_REMOVED, JOB_COMPLETED, JOB_HELD, JOB_TRANSFERRING, \
+    JOB_SUSPENDED = range(1, 8)
+
+#: What ``condor_q`` is asked for.
+QUEUE_ATTRIBUTES = ("ClusterId", "ProcId", "JobStatus", "DAGManJobId", "DAGNodeName",
+                    "HoldReason", "HoldReasonCode", "HoldReasonSubCode",
+                    "EnteredCurrentStatus", "NumJobStarts")
+
+
+# ------------------------------------------------------------------ errors
+# These belong with the others in exceptions.py; they live here until that
+# module can take them (each subclasses CondorDagError).
+class CondorCommandError(CondorDagError):
+    """Raised when an HTCondor command is missing or fails (non-zero exit, or
+    output we cannot read). ``command`` and ``output`` say which and what."""
+
+    def __init__(self, message: str, *, command=(), output: str = ""):
+        super().__init__(message)
+        self.command = list(command)
+        self.output = output
+
+
+class JobHeldError(CondorDagError):
+    """Raised by ``Workflow.wait()`` when a node's job has been on hold longer
+    than ``hold_timeout`` seconds: a held job never finishes by itself.
+    ``node``, ``job`` ("cluster.proc") and ``reason`` (HoldReason)."""
+
+    def __init__(self, message: str, *, node: str = "", job: str = "", reason: str = ""):
+        super().__init__(message)
+        self.node = node
+        self.job = job
+        self.reason = reason
+
+
+class DagFailedError(CondorDagError):
+    """Raised when a DAG failed and no failed task left an error report to
+    re-raise (a PRE/POST script or the submit step failed, a held job was
+    removed, DAGMan was removed). ``nodes`` maps failed nodes to DAGMan's
+    reason; ``rescue`` is the rescue DAG."""
+
+    def __init__(self, message: str, *, nodes=None, rescue=None):
+        super().__init__(message)
+        self.nodes = dict(nodes or {})
+        self.rescue = rescue
+
+
+class WaitTimeout(CondorDagError, TimeoutError):
+    """Raised by ``Workflow.wait(timeout=...)`` when the DAG is still running
+    at the timeout. The DAG keeps running."""
+
+
+# ------------------------------------------------------------------ choosing
+def available() -> bool:
+    """True when ``condor_submit_dag`` is on PATH (a submit node)."""
+    return shutil.which(SUBMIT_DAG) is not None
+
+
+_announced: set = set()
+
+
+def choose_run_mode(run: str, *, stream=None) -> str:
+    """``run="auto"`` becomes ``"condor"`` where ``condor_submit_dag`` is on
+    PATH and ``"local"`` elsewhere; the choice is printed once per process."""
+    if run != "auto":
+        return run
+    exe = shutil.which(SUBMIT_DAG)
+    mode = "condor" if exe else "local"
+    if mode not in _announced:
+        _announced.add(mode)
+        why = (f"{SUBMIT_DAG} is on PATH ({exe}): submitting to HTCondor" if exe else
+               f"{SUBMIT_DAG} is not on PATH: running with the local runner")
+        print(f"[dask-condordag] run='auto': {why} (set run='local' or run='condor' "
+              "to choose)", file=stream or sys.stderr, flush=True)
+    return mode
+
+
+# ------------------------------------------------------------------ commands
+def submit_dag_command(dag_file: str, *, batch_name: str | None = None, force: bool = False,
+                       update_submit: bool = False) -> list:
+    """The ``condor_submit_dag`` command line (options before the DAG file).
+
+    >>> submit_dag_command("w.dag", force=True)
+    ['condor_submit_dag', '-force', 'w.dag']
+    """
+    cmd = [SUBMIT_DAG]
+    if batch_name:
+        cmd += ["-batch-name", batch_name]
+    if force:
+        cmd.append("-force")
+    elif update_submit:
+        cmd.append("-update_submit")
+    return cmd + [dag_file]
+
+
+_SUBMITTED = re.compile(r"(\d+) job\(s\) submitted to cluster (\d+)\.")
+
+
+def parse_submit_output(text: str) -> int:
+    """The DAGMan job's cluster id from ``condor_submit_dag``'s stdout."""
+    m = _SUBMITTED.search(text)
+    if not m:
+        raise CondorCommandError(
+            f"cannot find 'N job(s) submitted to cluster C.' in the output of {SUBMIT_DAG}",
+            output=text)
+    return int(m.group(2))
+
+
+def queue_command(cluster: int) -> list:
+    """``condor_q`` for the DAGMan job ``cluster`` and all its node jobs, as JSON.
+
+    >>> queue_command(7)[:4]
+    ['condor_q', '-json', '-constraint', 'ClusterId == 7 || DAGManJobId == 7']
+    """
+    c = int(cluster)
+    return [CONDOR_Q, "-json", "-constraint", f"ClusterId == {c} || DAGManJobId == {c}",
+            "-attributes", ",".join(QUEUE_ATTRIBUTES)]
+
+
+def parse_queue_json(text: str) -> list:
+    """The job ads ``condor_q -json`` printed (an empty output: no jobs)."""
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        ads = json.loads(text)
+    except ValueError as e:
+        raise CondorCommandError(f"cannot read the JSON {CONDOR_Q} printed: {e}",
+                                 output=text) from e
+    if not isinstance(ads, list) or not all(isinstance(a, dict) for a in ads):
+        raise CondorCommandError(f"{CONDOR_Q} -json did not print a list of job ads",
+                                 output=text)
+    return ads
+
+
+def remove_command(cluster: int) -> list:
+    """``condor_rm`` of the DAGMan job (DAGMan removes its node jobs).
+
+    >>> remove_command(7)
+    ['condor_rm', '7']
+    """
+    return [CONDOR_RM, str(int(cluster))]
+
+
+# ------------------------------------------------------------------ queue
+@dataclass(frozen=True)
+class Job:
+    """One job (proc) in the queue."""
+
+    cluster: int
+    proc: int
+    status: int
+    node: str | None = None  # DAGNodeName; None for the DAGMan job itself
+    hold_reason: str = ""
+    hold_code: int | None = None
+    since: float | None = None  # EnteredCurrentStatus
+
+    @property
+    def id(self) -> str:
+        return f"{self.cluster}.{self.proc}"
+
+    @property
+    def held(self) -> bool:
+        return self.status == JOB_HELD
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The DAGMan job (None once it has left the queue) and its node jobs."""
+
+    dagman: Job | None
+    jobs: tuple = ()
+
+    def count(self, status: int) -> int:
+        return sum(1 for j in self.jobs if j.status == status)
+
+    @property
+    def held(self) -> list:
+        """Held jobs, the DAGMan job first if it is held."""
+        out = [self.dagman] if self.dagman is not None and self.dagman.held else []
+        return out + [j for j in self.jobs if j.held]
+
+
+def queue_from_ads(ads: list, cluster: int) -> Queue:
+    dagman, jobs = None, []
+    for ad in ads:
+        job = Job(cluster=int(ad.get("ClusterId", -1)), proc=int(ad.get("ProcId", 0)),
+                  status=int(ad.get("JobStatus", 0)), node=ad.get("DAGNodeName"),
+                  hold_reason=ad.get("HoldReason") or "", hold_code=ad.get("HoldReasonCode"),
+                  since=ad.get("EnteredCurrentStatus"))
+        if job.cluster == int(cluster) and ad.get("DAGManJobId") != int(cluster):
+            dagman = job
+        else:
+            jobs.append(job)
+    return Queue(dagman, tuple(sorted(jobs, key=lambda j: (j.cluster, j.proc))))
+
+
+# ------------------------------------------------------------------ status file
+_TOKEN = re.compile(r'\s*(?:(/\*.*?\*/)|("(?:[^"\\]|\\.)*")|([\[\]{};=,])|([^\s\[\]{};=,"]+))',
+                    re.S)
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "r": "\r", "/": "/"}
+
+
+def _unquote(s: str) -> str:
+    return re.sub(r'\\(.)', lambda m: _ESCAPES.get(m.group(1), m.group(1)), s[1:-1])
+
+
+def _value(tok: str):
+    if tok.startswith('"'):
+        return _unquote(tok)
+    low = tok.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "undefined":
+        return None
+    try:
+        return int(tok)
+    except ValueError:
+        try:
+            return float(tok)
+        except ValueError:
+            return tok
+
+
+def parse_classads(text: str) -> list:
+    """Parse a sequence of new-format ClassAds of literals (strings, numbers,
+    booleans, lists of literals) -- what DAGMan writes in a node status file.
+
+    >>> parse_classads('[ Type = "DagStatus"; DagFiles = { "a.dag" }; NodesDone = 3; /* c */ ]')
+    [{'Type': 'DagStatus', 'DagFiles': ['a.dag'], 'NodesDone': 3}]
+    """
+    toks = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"cannot read a ClassAd at character {pos}: {text[pos:pos + 30]!r}")
+        pos = m.end()
+        if m.group(1):
+            continue
+        toks.append(m.group(2) or m.group(3) or m.group(4))
+    ads, i = [], 0
+    while i < len(toks):
+        if toks[i] != "[":
+            raise ValueError(f"expected '[' starting a ClassAd, got {toks[i]!r}")
+        i += 1
+        ad = {}
+        while toks[i] != "]":
+            name, eq = toks[i], toks[i + 1]
+            if eq != "=":
+                raise ValueError(f"expected '=' after {name!r}, got {eq!r}")
+            i += 2
+            if toks[i] == "{":
+                items = []
+                i += 1
+                while toks[i] != "}":
+                    if toks[i] != ",":
+                        items.append(_value(toks[i]))
+                    i += 1
+                value = items
+            else:
+                value = _value(toks[i])
+            ad[name] = value
+            i += 1
+            if toks[i] == ";":
+                i += 1
+        ads.append(ad)
+        i += 1
+    return ads
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One ``NodeStatus`` ad of the node status file."""
+
+    name: str
+    status: int
+    details: str = ""
+    retries: int = 0
+    procs_queued: int = 0
+    procs_held: int = 0
+
+    @property
+    def word(self) -> str:
+        return STATUS_WORDS[self.status] if 0 <= self.status < len(STATUS_WORDS) else "?"
+
+
+@dataclass(frozen=True)
+class DagState:
+    """The node status file: the ``DagStatus`` ad's counts and every node's state."""
+
+    status: int
+    total: int
+    done: int
+    pre: int = 0
+    queued: int = 0
+    post: int = 0
+    ready: int = 0
+    unready: int = 0
+    futile: int = 0
+    failed: int = 0
+    procs_held: int = 0
+    procs_idle: int = 0  # includes held (DAGMan's comment in the file)
+    timestamp: int = 0
+    next_update: int | None = None
+    nodes: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        """DAGMan wrote its last update: the DAG succeeded or failed."""
+        return self.status in (STATUS_DONE, STATUS_ERROR)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_DONE
+
+    def failed_nodes(self) -> dict:
+        """node -> DAGMan's reason, in the file's order."""
+        return {n.name: n.details for n in self.nodes.values() if n.status == STATUS_ERROR}
+
+    def running_nodes(self) -> int:
+        """Nodes with a job in the queue that is not idle (DAGMan writes
+        StatusDetails "idle" when all its procs are idle)."""
+        return sum(1 for n in self.nodes.values()
+                   if n.status == STATUS_SUBMITTED and n.details != "idle")
+
+
+def dag_state(ads: list) -> DagState:
+    head = next((a for a in ads if a.get("Type") == "DagStatus"), None)
+    if head is None:
+        raise ValueError("no DagStatus ClassAd")
+    end = next((a for a in ads if a.get("Type") == "StatusEnd"), {})
+    nodes = {}
+    for a in ads:
+        if a.get("Type") == "NodeStatus":
+            nodes[a["Node"]] = NodeState(a["Node"], int(a.get("NodeStatus", 0)),
+                                         a.get("StatusDetails") or "",
+                                         int(a.get("RetryCount", 0)),
+                                         int(a.get("JobProcsQueued", 0)),
+                                         int(a.get("JobProcsHeld", 0)))
+    g = head.get
+    return DagState(status=int(g("DagStatus", 0)), total=int(g("NodesTotal", 0)),
+                    done=int(g("NodesDone", 0)), pre=int(g("NodesPre", 0)),
+                    queued=int(g("NodesQueued", 0)), post=int(g("NodesPost", 0)),
+                    ready=int(g("NodesReady", 0)), unready=int(g("NodesUnready", 0)),
+                    futile=int(g("NodesFutile", 0)), failed=int(g("NodesFailed", 0)),
+                    procs_held=int(g("JobProcsHeld", 0)), procs_idle=int(g("JobProcsIdle", 0)),
+                    timestamp=int(g("Timestamp", 0)), next_update=end.get("NextUpdate"),
+                    nodes=nodes)
+
+
+def read_status_file(path) -> DagState | None:
+    """The node status file at ``path``; None if it is not there (yet) or is
+    being rewritten (DAGMan writes a temporary file and renames it, but a
+    reader on a network file system may still see a partial file)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        return dag_state(parse_classads(text))
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+# ------------------------------------------------------------------ runner
+def _run(cmd, cwd=None, timeout=None):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+class Condor:
+    """Runs HTCondor's command-line tools. ``run(cmd, cwd=..., timeout=...)``
+    returns an object with ``returncode``, ``stdout``, ``stderr`` (default:
+    ``subprocess.run``); tests pass one that replays recorded outputs."""
+
+    def __init__(self, run=None, timeout: float = 120):
+        self._run = run or _run
+        self.timeout = timeout
+
+    def _call(self, cmd, cwd=None):
+        try:
+            return self._run(cmd, cwd=cwd, timeout=self.timeout)
+        except FileNotFoundError:
+            raise CondorCommandError(
+                f"{cmd[0]} is not on PATH: this machine is not an HTCondor access point "
+                "(run the workflow here with `dask-condordag run DIR`, or on a submit node)",
+                command=cmd) from None
+        except subprocess.TimeoutExpired as e:
+            raise CondorCommandError(f"{' '.join(cmd)} did not answer within "
+                                     f"{self.timeout:.0f} s", command=cmd) from e
+
+    def submit_dag(self, workdir, dag_file: str, **options) -> tuple:
+        """Run ``condor_submit_dag`` in ``workdir``; ``(cluster, stdout)``."""
+        cmd = submit_dag_command(dag_file, **options)
+        r = self._call(cmd, cwd=workdir)
+        if r.returncode != 0:
+            raise CondorCommandError(
+                f"{' '.join(cmd)} (in {workdir}) failed with exit code {r.returncode}:\n"
+                f"{(r.stderr or '').strip() or (r.stdout or '').strip()}",
+                command=cmd, output=(r.stdout or "") + (r.stderr or ""))
+        return parse_submit_output(r.stdout or ""), r.stdout or ""
+
+    def query(self, cluster: int) -> Queue:
+        """The DAGMan job ``cluster`` and its node jobs now in the queue."""
+        cmd = queue_command(cluster)
+        r = self._call(cmd)
+        if r.returncode != 0:
+            raise CondorCommandError(
+                f"{' '.join(cmd)} failed with exit code {r.returncode}: "
+                f"{(r.stderr or '').strip()}", command=cmd, output=r.stderr or "")
+        return queue_from_ads(parse_queue_json(r.stdout or ""), cluster)
+
+    def remove(self, cluster: int) -> str:
+        """``condor_rm`` the DAGMan job; what it printed."""
+        cmd = remove_command(cluster)
+        r = self._call(cmd)
+        if r.returncode != 0:
+            raise CondorCommandError(
+                f"{' '.join(cmd)} failed with exit code {r.returncode}: "
+                f"{(r.stderr or '').strip() or (r.stdout or '').strip()}",
+                command=cmd, output=(r.stdout or "") + (r.stderr or ""))
+        return (r.stdout or "").strip()
+
+
+# ------------------------------------------------------------------ cluster file
+def read_cluster(workdir) -> int | None:
+    try:
+        return int(Path(workdir, CLUSTER_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def write_cluster(workdir, cluster: int) -> None:
+    p = Path(workdir, CLUSTER_FILE)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(f"{int(cluster)}\n")
+    os.replace(tmp, p)
+
+
+def dagman_out_tail(path, lines: int = 5) -> list:
+    """The last lines of ``<dag>.dagman.out`` (DAGMan's debug log)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 8192))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+def now() -> float:
+    return time.time()
