@@ -202,17 +202,29 @@ class _Recorder:
         import cloudpickle
 
         found = self.found = set()
+        by_ref = getattr(cloudpickle.cloudpickle, "_should_pickle_by_reference", None)
+
+        def by_reference(obj) -> bool:
+            if by_ref is None:  # another cloudpickle: assume by name unless registered
+                mod = getattr(obj, "__module__", None)
+                return mod != "__main__" and mod not in cloudpickle.list_registry_pickle_by_value()
+            try:
+                return by_ref(obj)
+            except Exception:  # noqa: BLE001
+                return True
 
         class P(cloudpickle.Pickler):
             def reducer_override(self, obj):
                 if isinstance(obj, types.ModuleType):
-                    found.add(obj.__name__)
+                    if by_reference(obj):
+                        found.add(obj.__name__)
                 elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
                     mod = getattr(obj, "__module__", None)
-                    if isinstance(mod, str):
+                    if isinstance(mod, str) and by_reference(obj):
                         found.add(mod)
                 else:
-                    found.add(type(obj).__module__)
+                    if by_reference(type(obj)):
+                        found.add(type(obj).__module__)
                 return super().reducer_override(obj)
 
         self._cls = P
