@@ -232,3 +232,15 @@ def test_doctor_on_a_good_workflow_is_quick_and_quiet_about_task_errors(tmp_path
     assert report.ok, report.summary()
     assert any("ZeroDivisionError" in n for n in report.notes)
     assert report.seconds < 30
+
+
+def test_doctor_command_exit_codes(tmp_path, installed_module, capsys):
+    from dask_condordag import cli
+
+    good = dask_condordag.write(_graph(), path=tmp_path / "good")
+    assert cli.main(["doctor", str(good.path)]) == 0
+    assert "OK" in capsys.readouterr().out
+    mod = installed_module("dcd_helpers_cli", "def f(x):\n    return x\n")
+    bad = dask_condordag.write(delayed(mod.f)(1), path=tmp_path / "bad")
+    assert cli.main(["doctor", str(bad.path)]) == 1
+    assert "dcd_helpers_cli" in capsys.readouterr().out
