@@ -16,6 +16,7 @@ from dask.base import named_schedulers as _named_schedulers
 
 from .exceptions import (  # noqa: E402
     CondorDagError,
+    CorruptResultError,
     GraphError,
     MissingKeyError,
     PlanError,
@@ -40,6 +41,7 @@ __all__ = [
     "after",
     "Workflow",
     "CondorDagError",
+    "CorruptResultError",
     "GraphError",
     "MissingKeyError",
     "PlanError",

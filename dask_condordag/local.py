@@ -1231,6 +1231,19 @@ def run(path, *, max_workers: int | None = None, callbacks=(), progress=None,
     that was killed is recovered from ``<dag>.local.log`` (see ``_Journal``).
     """
     dag_path = _dag_path(path)
+    # Files the runner and its jobs create (logs, status, rescue DAGs) are as
+    # private as the workflow folder: a 0700 folder gets umask 077 for the run.
+    private = stat.S_IMODE(dag_path.parent.stat().st_mode) & 0o077 == 0
+    old_umask = os.umask(0o077) if private else None
+    try:
+        return _run_locked(dag_path, max_workers=max_workers, callbacks=callbacks,
+                           progress=progress, stream=stream, fail_fast=fail_fast, force=force)
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
+
+
+def _run_locked(dag_path, *, max_workers, callbacks, progress, stream, fail_fast, force):
     with _Lock(dag_path):
         dag, _ = load_dag(dag_path)
         journal = _Journal(dag_path)

@@ -51,7 +51,7 @@ def _unseal(path, key=None):
         data = Path(path).read_bytes()
         return unseal(data, str(path))
     except CorruptFile as e:
-        who = f" (the result of key {key})" if key is not None else ""
+        who = f" (the result of key {key!r})" if key is not None else ""
         raise CorruptResultError(
             f"{e}{who}. It will not be loaded; computing the workflow again reruns its node "
             "(the damaged file is set aside in logs/corrupt/)", path=str(path), key=key

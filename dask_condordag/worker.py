@@ -168,12 +168,15 @@ def read_payload(node):
         raise RuntimeError("%s is not a dask-condordag payload" % path)
     end = data.index(b"\n", len(PAYLOAD_MAGIC))
     meta = json.loads(data[len(PAYLOAD_MAGIC):end].decode("utf-8"))
-    body = memoryview(data)[end + 1:]
+    return meta, memoryview(data)[end + 1:]
+
+
+def check_payload(meta, body):
     import hashlib
 
     if hashlib.sha256(body).hexdigest() != meta.get("sha256"):
-        raise CorruptFile("%s is damaged or truncated: its SHA-256 does not match" % path)
-    return meta, body
+        raise CorruptFile("the payload of node %s is damaged or truncated: its SHA-256 does "
+                          "not match its header" % meta.get("node"))
 
 
 PROC_KEY = ("dask_condordag", "procid")
@@ -327,10 +330,20 @@ def run(node, proc=0):
         placeholders(meta, outputs)
         if meta.get("max_runtime"):
             start_watchdog(meta["max_runtime"], meta, outputs, watch)
+        stage = "checking the payload"
+        check_payload(meta, body)
         stage = "checking versions"
         check_versions(meta)
         stage = "loading the payload"
-        tasks = pickle.loads(body)
+        try:
+            tasks = pickle.loads(body)
+        except ModuleNotFoundError as e:
+            raise ModuleNotFoundError(
+                "%s on the execute node (%s, Python %s): the payload refers to it by name. "
+                "Install it there, ship it with delivery='transfer', or, if it is your own "
+                "code, send it by value (the by_value option, or "
+                "cloudpickle.register_pickle_by_value(module) before compute)"
+                % (e, sys.executable, platform.python_version()), name=e.name) from None
         if mode == "cluster":
             tasks = [tasks[proc]]
         env = {PROC_KEY: proc}

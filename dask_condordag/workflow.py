@@ -404,9 +404,9 @@ class Workflow:
             got = []
             for f in files:
                 file = self.path / f
-                if not is_ok(file):
+                if is_error(file) or not file.exists():
                     self._raise_for(key, file)
-                got.append(read_result(file, key=key))
+                got.append(read_result(file, key=key))  # verified; damaged: CorruptResultError
             values.append(got if as_list else got[0])
         return tuple(values)
 

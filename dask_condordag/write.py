@@ -115,6 +115,10 @@ def _code_reduce(code):
     return func, args
 
 
+_FILE_TYPES = frozenset({io.TextIOWrapper, io.BufferedReader, io.BufferedWriter,
+                         io.BufferedRandom, io.FileIO})
+
+
 class _CodePickler(cloudpickle.Pickler):
     # the C pickler reads dispatch_table when it is created: a class attribute
     dispatch_table = {**cloudpickle.Pickler.dispatch_table, types.CodeType: _code_reduce}
@@ -133,6 +137,13 @@ class _Pickler(_CodePickler):
         self._fcache = cache
 
     def reducer_override(self, obj):
+        if type(obj) in _FILE_TYPES:
+            # cloudpickle would copy a readable file's contents into every
+            # payload, silently; a path on this machine means nothing there
+            raise pickle.PicklingError(
+                f"an open file ({getattr(obj, 'name', '?')!r}) cannot travel to the execute "
+                "node; pass the path of a file the job can reach (or transfer) and open it "
+                "inside the task")
         if type(obj) is types.FunctionType:
             got = self._fcache.get(id(obj))
             if got is None:
@@ -204,13 +215,14 @@ def _versions() -> dict:
     }
 
 
-def _manifest(plan, *, python, done, versions) -> dict:
+def _manifest(plan, *, python, done, versions, digests) -> dict:
     nodes = {}
     for node in plan.nodes.values():
         nodes[node.name] = {
             "tasks": {t.name: repr(t.key) for t in node.tasks},
             "outputs": {t: list(files) for t, files in node.outputs.items()},
             "parents": list(node.parents),
+            "sha256": digests[node.name],  # of the payload file
         }
     return {
         "format": names.MANIFEST_FORMAT,
@@ -308,11 +320,13 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
             (stage / d).mkdir(mode=dmode)
         cache: dict = {}
+        digests: dict = {}
         sdir = str(stage)
         with _by_value(by_value | {"dask_condordag.jobs"}):
             for node in plan.nodes.values():
-                _write_bytes(os.path.join(sdir, node.payload),
-                             _payload(plan, node, versions, cache))
+                data = _payload(plan, node, versions, cache)
+                digests[node.name] = hashlib.sha256(data).hexdigest()
+                _write_bytes(os.path.join(sdir, node.payload), data)
             for d in plan.data.values():
                 if existing is not None and (path / d.file).exists():
                     continue
@@ -342,7 +356,8 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
             _write_bytes(stage / dag_files(plan.name, dag)["config"], render_config(dag).encode())
         dag_text = render_dag(plan, submits=submits, done=done, dag=dag)
         _write_bytes(stage / names.dag_file(plan.name), dag_text.encode())
-        manifest = _manifest(plan, python=python, done=done, versions=versions)
+        manifest = _manifest(plan, python=python, done=done, versions=versions,
+                             digests=digests)
         manifest["submit"] = sorted({f for f, _, _ in submits.values()})
         manifest["delivery"] = delivery.describe()
         # one line: json's C encoder is used only without indent (100k nodes)
