@@ -15,7 +15,11 @@ __version__ = "0.1.0"
 from dask.base import named_schedulers as _named_schedulers
 
 from .exceptions import (  # noqa: E402
+    CondorCommandError,
     CondorDagError,
+    DagFailedError,
+    JobHeldError,
+    WaitTimeout,
     CorruptResultError,
     GraphError,
     MissingKeyError,
@@ -41,7 +45,11 @@ __all__ = [
     "after",
     "Workflow",
     "CondorDagError",
+    "CondorCommandError",
     "CorruptResultError",
+    "DagFailedError",
+    "JobHeldError",
+    "WaitTimeout",
     "GraphError",
     "MissingKeyError",
     "PlanError",

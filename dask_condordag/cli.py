@@ -9,7 +9,7 @@
                                              held jobs, nodes DAGMan failed
     dask-condordag result DIR [-o F]         print the result (or pickle it to F)
     dask-condordag remove DIR                condor_rm the DAG (a rescue DAG is written)
-    dask-condordag run DIR [-j N]            run the workflow here with the local runner
+    dask-condordag run DIR [-j N] [--force]  run the workflow here with the local runner
     dask-condordag inspect DIR NODE_OR_KEY   a node's payload, result or error report
     dask-condordag graph DIR [-o F]          the node graph as DOT (or SVG with graphviz)
     dask-condordag doctor DIR                check what a job would miss on an execute node
@@ -46,7 +46,7 @@ def _open(path):
 def _cmd_run(args) -> int:
     from .local import run
 
-    report = run(args.path, max_workers=args.jobs, progress=not args.quiet)
+    report = run(args.path, max_workers=args.jobs, progress=not args.quiet, force=args.force)
     if report.ok:
         return 0
     for node, reason in report.failed.items():
@@ -351,6 +351,8 @@ def parser() -> argparse.ArgumentParser:
     r = cmd("run", _cmd_run, "run a workflow directory with the local runner")
     r.add_argument("-j", "--jobs", type=int, default=None, help="nodes at once (default: cores)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--force", action="store_true",
+                   help="run every node again, ignoring DONE marks, rescue DAGs and results")
     s = cmd("submit", _cmd_submit, "submit the workflow's DAG with condor_submit_dag")
     s.add_argument("--force", action="store_true",
                    help="condor_submit_dag -force: ignore the rescue DAGs, run the DAG file "

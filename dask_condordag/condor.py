@@ -73,7 +73,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exceptions import CondorDagError
+from .exceptions import (  # noqa: F401  (re-exported: they were defined here first)
+    CondorCommandError, CondorDagError, DagFailedError, JobHeldError, WaitTimeout,
+)
 
 __all__ = [
     "CLUSTER_FILE", "CondorCommandError", "JobHeldError", "DagFailedError", "WaitTimeout",
@@ -101,48 +103,6 @@ JOB_IDLE, JOB_RUNNING, JOB_REMOVED, JOB_COMPLETED, JOB_HELD, JOB_TRANSFERRING, \
 QUEUE_ATTRIBUTES = ("ClusterId", "ProcId", "JobStatus", "DAGManJobId", "DAGNodeName",
                     "HoldReason", "HoldReasonCode", "HoldReasonSubCode",
                     "EnteredCurrentStatus", "NumJobStarts")
-
-
-# ------------------------------------------------------------------ errors
-# These belong with the others in exceptions.py; they live here until that
-# module can take them (each subclasses CondorDagError).
-class CondorCommandError(CondorDagError):
-    """Raised when an HTCondor command is missing or fails (non-zero exit, or
-    output we cannot read). ``command`` and ``output`` say which and what."""
-
-    def __init__(self, message: str, *, command=(), output: str = ""):
-        super().__init__(message)
-        self.command = list(command)
-        self.output = output
-
-
-class JobHeldError(CondorDagError):
-    """Raised by ``Workflow.wait()`` when a node's job has been on hold longer
-    than ``hold_timeout`` seconds: a held job never finishes by itself.
-    ``node``, ``job`` ("cluster.proc") and ``reason`` (HoldReason)."""
-
-    def __init__(self, message: str, *, node: str = "", job: str = "", reason: str = ""):
-        super().__init__(message)
-        self.node = node
-        self.job = job
-        self.reason = reason
-
-
-class DagFailedError(CondorDagError):
-    """Raised when a DAG failed and no failed task left an error report to
-    re-raise (a PRE/POST script or the submit step failed, a held job was
-    removed, DAGMan was removed). ``nodes`` maps failed nodes to DAGMan's
-    reason; ``rescue`` is the rescue DAG."""
-
-    def __init__(self, message: str, *, nodes=None, rescue=None):
-        super().__init__(message)
-        self.nodes = dict(nodes or {})
-        self.rescue = rescue
-
-
-class WaitTimeout(CondorDagError, TimeoutError):
-    """Raised by ``Workflow.wait(timeout=...)`` when the DAG is still running
-    at the timeout. The DAG keeps running."""
 
 
 # ------------------------------------------------------------------ choosing

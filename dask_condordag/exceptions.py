@@ -17,6 +17,10 @@ __all__ = [
     "ResultMissingError",
     "RemoteError",
     "RunnerError",
+    "CondorCommandError",
+    "JobHeldError",
+    "DagFailedError",
+    "WaitTimeout",
 ]
 
 
@@ -82,3 +86,42 @@ class RemoteError(CondorDagError):
         self.key = key
         self.node = node
         self.remote_traceback = remote_traceback
+
+
+class CondorCommandError(CondorDagError):
+    """Raised when an HTCondor command is missing or fails (non-zero exit, or
+    output we cannot read). ``command`` and ``output`` say which and what."""
+
+    def __init__(self, message: str, *, command=(), output: str = ""):
+        super().__init__(message)
+        self.command = list(command)
+        self.output = output
+
+
+class JobHeldError(CondorDagError):
+    """Raised by ``Workflow.wait()`` when a node's job has been on hold longer
+    than ``hold_timeout`` seconds: a held job never finishes by itself.
+    ``node``, ``job`` ("cluster.proc") and ``reason`` (HoldReason)."""
+
+    def __init__(self, message: str, *, node: str = "", job: str = "", reason: str = ""):
+        super().__init__(message)
+        self.node = node
+        self.job = job
+        self.reason = reason
+
+
+class DagFailedError(CondorDagError):
+    """Raised when a DAG failed and no failed task left an error report to
+    re-raise (a PRE/POST script or the submit step failed, a held job was
+    removed, DAGMan was removed). ``nodes`` maps failed nodes to DAGMan's
+    reason; ``rescue`` is the rescue DAG."""
+
+    def __init__(self, message: str, *, nodes=None, rescue=None):
+        super().__init__(message)
+        self.nodes = dict(nodes or {})
+        self.rescue = rescue
+
+
+class WaitTimeout(CondorDagError, TimeoutError):
+    """Raised by ``Workflow.wait(timeout=...)`` when the DAG is still running
+    at the timeout. The DAG keeps running."""

@@ -57,3 +57,11 @@ def test_not_a_workflow(tmp_path, cmd):
     r = cli(cmd, tmp_path / "empty")
     assert r.returncode == 2
     assert str(tmp_path / "empty") in r.stderr
+
+
+def test_run_force_reruns_everything(tmp_path):
+    wf = dask_condordag.write(delayed(add)(delayed(inc)(1), 2), path=tmp_path / "wf")
+    assert cli("run", wf.path).returncode == 0
+    forced = cli("run", wf.path, "--force")
+    assert forced.returncode == 0 and "(0 already done before)" in forced.stderr
+    assert cli("result", wf.path).stdout.strip() == "4"
