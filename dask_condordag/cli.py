@@ -57,7 +57,7 @@ def _cmd_run(args) -> int:
 
 def _cmd_submit(args) -> int:
     wf = _open(args.path)
-    cluster = wf.submit(force=args.force)
+    cluster = wf.submit(force=args.force, preflight=not args.no_preflight)
     if cluster is not None:
         print(f"submitted {wf.dag_path} as DAGMan job {cluster}")
         print(f"follow it:  dask-condordag wait {wf.path}   (or: dask-condordag status {wf.path})")
@@ -357,6 +357,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true",
                    help="condor_submit_dag -force: ignore the rescue DAGs, run the DAG file "
                         "as written")
+    s.add_argument("--no-preflight", action="store_true",
+                   help="skip the doctor check of one node before submitting")
     w = cmd("wait", _cmd_wait, "wait for the submitted DAG to finish, showing progress")
     w.add_argument("--timeout", type=float, default=None,
                    help="give up waiting after this many seconds (exit code 3)")

@@ -695,7 +695,8 @@ def _suggest(mode: str, module: str, python: str) -> str:
                    "nodes see it)" + ("" if where == "user" else f", or {by_value}"))
 
 
-def doctor(path, *, node=None, stream=None, timeout: float = 60.0) -> DoctorReport:
+def doctor(path, *, node=None, stream=None, timeout: float = 60.0,
+           run_task: bool = True) -> DoctorReport:
     """Preflight: run one node of the workflow at ``path`` the way its delivery
     mode would on an execute node, in a temporary scratch directory, and report
     what would be missing there (a module, an input file, the Python version).
@@ -706,7 +707,10 @@ def doctor(path, *, node=None, stream=None, timeout: float = 60.0) -> DoctorRepo
     the submit description's plus PATH=/usr/bin:/bin and PYTHONNOUSERSITE=1 --
     no PYTHONPATH, no user site-packages. Nothing is written into the workflow.
     A probe first loads the payload and inputs (every import by name happens
-    there); then the job's own command runs for at most ``timeout`` seconds.
+    there); then, with ``run_task``, the job's own command runs for at most
+    ``timeout`` seconds. ``submit()`` uses ``run_task=False``: loading the
+    payload is where code-delivery problems show, and the user's task must not
+    run (with its side effects) on the submit node unasked.
     """
     import time
 
@@ -718,13 +722,13 @@ def doctor(path, *, node=None, stream=None, timeout: float = 60.0) -> DoctorRepo
             stream.flush()
 
     rep = DoctorReport(path=str(Path(path).absolute()))
-    _doctor(rep, node, timeout, say)
+    _doctor(rep, node, timeout, say, run_task)
     rep.seconds = time.monotonic() - start
     say(rep.summary())
     return rep
 
 
-def _doctor(rep: DoctorReport, node, timeout: float, say) -> None:
+def _doctor(rep: DoctorReport, node, timeout: float, say, run_task: bool = True) -> None:
     from . import dagfile, submitdesc
     from .write import read_manifest
 
@@ -846,6 +850,9 @@ def _doctor(rep: DoctorReport, node, timeout: float, say) -> None:
                 rep.problems.append(
                     f"node {n.name} fails while {got.get('stage')}: {got.get('exc_type')}: "
                     f"{got.get('message')}\n{got.get('traceback', '')}")
+            return
+        if not run_task:
+            rep.notes.append(f"node {n.name}: payload and inputs load (the task was not run)")
             return
         # the job's own command, as the submit description says
         try:

@@ -21,6 +21,7 @@ __all__ = [
     "JobHeldError",
     "DagFailedError",
     "WaitTimeout",
+    "PreflightError",
 ]
 
 
@@ -125,3 +126,14 @@ class DagFailedError(CondorDagError):
 class WaitTimeout(CondorDagError, TimeoutError):
     """Raised by ``Workflow.wait(timeout=...)`` when the DAG is still running
     at the timeout. The DAG keeps running."""
+
+
+class PreflightError(CondorDagError):
+    """Raised by ``Workflow.submit()`` (and ``run="condor"``) when the preflight
+    check finds that a job would miss something on the execute node (a module,
+    an input file, the Python version); nothing was submitted. ``report`` is
+    the :class:`~dask_condordag.delivery.DoctorReport`."""
+
+    def __init__(self, message: str, *, report=None):
+        super().__init__(message)
+        self.report = report

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from . import condor, names
-from .exceptions import CondorDagError, ResultMissingError, WorkflowError
+from .exceptions import CondorDagError, ResultMissingError, WorkflowError, PreflightError
 from .results import is_error, is_ok, read_error, read_result, remote_exception
 from .write import read_manifest
 
@@ -119,9 +119,16 @@ class Workflow:
         except condor.CondorCommandError:
             return None
 
-    def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None):
+    def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None,
+               preflight: bool = True):
         """Submit the DAG with ``condor_submit_dag``; returns the DAGMan job's
         cluster id, or None when every node is already done.
+
+        ``preflight``: first run ``delivery.doctor(run_task=False)`` -- one
+        node's payload and inputs loaded here the way the chosen delivery would
+        load them on an execute node (the task itself is not run) -- and
+        refuse to submit (raising :class:`PreflightError` with what would be
+        missing) before anything is queued.
 
         A workflow that failed or was removed is resubmitted from DAGMan's
         newest rescue DAG: nothing that finished runs again. ``force=True``
@@ -141,6 +148,14 @@ class Workflow:
             print(f"[dask-condordag] {self.name}: all {s['total']} nodes are already done; "
                   "nothing to submit", file=stream, flush=True)
             return None
+        if preflight:
+            from .delivery import doctor
+
+            rep = doctor(self.path, run_task=False)
+            if not rep.ok:
+                raise PreflightError(
+                    rep.summary() + "\n(submit(preflight=False) or `dask-condordag submit "
+                    "--no-preflight` submits anyway)", report=rep)
         rescue = self.rescue_dags()
         update = (self.path / (self.dag_path.name + ".condor.sub")).exists() and not rescue
         status = self.status_path

@@ -3,6 +3,7 @@ outputs recorded from HTCondor's manual and source, and the submit path end
 to end against a stand-in condor_submit_dag / condor_q / condor_rm
 (tests/fake_condor) that runs the DAG with our local runner."""
 
+import json
 import os
 import time
 from types import SimpleNamespace
@@ -424,3 +425,19 @@ def test_real_pool_round_trip(tmp_path):
     path = os.path.join(home, f"dcdag-test-{os.getpid()}")
     total = delayed(add)(delayed(inc)(1), 2)
     assert total.compute(scheduler="condordag", run="condor", path=path, poll_interval=5) == 4
+
+
+def test_submit_runs_the_preflight_and_refuses_a_broken_workflow(fake, tmp_path):
+    from dask import delayed
+
+    import dask_condordag
+    from dask_condordag import PreflightError, names
+
+    wf = dask_condordag.write(delayed(sum)([1, 2]), path=tmp_path / "pre")
+    m = json.loads((wf.path / names.MANIFEST).read_text())
+    m["versions"]["python"] = "3.1.0"  # as if written by another Python
+    (wf.path / names.MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(PreflightError, match="Python version mismatch") as info:
+        wf.submit()
+    assert not info.value.report.ok
+    assert wf.cluster is None  # nothing was submitted
