@@ -173,8 +173,14 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
         seen_tokens[token] = n + 1
         return token if n == 0 else sha(f"{token}#{n}")
 
+    prefixes: dict = {}  # key_split result -> its DAGMan-safe form
+
     def name_for(key, token: str, prefix: str | None = None) -> str:
-        prefix = prefix or names.safe_prefix(_key_prefix(key))
+        if prefix is None:
+            kp = _key_prefix(key)
+            prefix = prefixes.get(kp)
+            if prefix is None:
+                prefix = prefixes[kp] = names.safe_prefix(kp)
         nm = f"{prefix}_{token[:16]}"
         if taken.get(nm, token) != token:  # 64-bit prefix collision: use all of it
             nm = f"{prefix}_{token}"
@@ -262,7 +268,6 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
         nname = node_names[gid]
         ts = tuple(tasks[k] for k in members)
         s = settings.get(ts[-1].key, _DEFAULT)
-        inside = {t.name for t in ts} if mode == "single" else set()
         if mode == "cluster":
             member_names = {t.name for t in ts}
             for t in ts:
@@ -271,8 +276,13 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
                         f"key {t.key!r}: annotation condor['cluster']="
                         f"{s.cluster!r}: it reads another task of its cluster; the tasks "
                         "of a cluster must be independent (they would depend on each other)")
-        inputs = tuple(dict.fromkeys(r for t in ts for r in t.reads if r not in inside))
-        waits = [o for t in ts for o in orders.get(t.key, ())]
+        if len(ts) == 1:  # the common case, kept cheap: reads are unique already
+            inputs = ts[0].reads
+            waits = orders.get(ts[0].key, ())
+        else:
+            inside = {t.name for t in ts} if mode == "single" else ()
+            inputs = tuple(dict.fromkeys(r for t in ts for r in t.reads if r not in inside))
+            waits = [o for t in ts for o in orders.get(t.key, ())]
         parents = tuple(dict.fromkeys(
             task_node[r] for r in (*inputs, *waits) if r in task_node and task_node[r] != nname))
         if mode == "single":

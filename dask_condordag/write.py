@@ -322,6 +322,8 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         cache: dict = {}
         digests: dict = {}
         sdir = str(stage)
+        # (writing on background threads was measured: twice as slow, GIL and
+        # file-system contention; one thread it is)
         with _by_value(by_value | {"dask_condordag.jobs"}):
             for node in plan.nodes.values():
                 data = _payload(plan, node, versions, cache)
