@@ -402,13 +402,18 @@ def packages_for(modules, *, assume_installed=(), extra=()) -> tuple[list, list]
 _EXT = tuple(importlib.machinery.EXTENSION_SUFFIXES) + (".so", ".pyd", ".dylib")
 
 
+def _spec(top: str):
+    """The import spec of a top-level module here, or None."""
+    try:
+        return importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+
+
 def _package_files(top: str):
     """(files: [(path, arcname)], compiled: [arcname]) of an importable top-level
     module or package, or None when it cannot be found here."""
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
+    spec = _spec(top)
     if spec is None:
         return None
     files, compiled = [], []
@@ -666,10 +671,7 @@ def _where_here(top: str) -> str | None:
     or None (not importable here either)."""
     from .tokens import _prefixes
 
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
+    spec = _spec(top)
     if spec is None:
         return None
     origin = spec.origin or next(iter(spec.submodule_search_locations or ()), "")

@@ -809,6 +809,10 @@ class _Runner:
               file=self.stream, flush=True)
         # main_shutdown_rescue: remove every node job, kill running scripts
         self.idle.clear()
+        self.kill_everything()
+
+    def kill_everything(self) -> None:
+        """Remove every node's queued and running procs and kill running scripts."""
         for x in self.nodes.values():
             x.idle.clear()
             if x.running:
@@ -1079,13 +1083,7 @@ class _Runner:
             errored = bool(report.failed) or self.aborted
         finally:
             if self.aborted or sys.exc_info()[0] is not None:
-                for x in self.nodes.values():
-                    x.idle.clear()
-                    if x.running:
-                        x.kill.set()
-                with self.lock:
-                    for proc in list(self.script_procs.values()):
-                        _kill_group(proc)
+                self.kill_everything()
             self.pool.shutdown(wait=True)
             self.script_pool.shutdown(wait=True)
             report.seconds = time.monotonic() - t0
