@@ -156,6 +156,12 @@ class Workflow:
                 raise PreflightError(
                     rep.summary() + "\n(submit(preflight=False) or `dask-condordag submit "
                     "--no-preflight` submits anyway)", report=rep)
+        if str(self.path.resolve()).startswith("/tmp/") and not any(
+                "DAGMAN_AVOID_SLASH_TMP" in line for line in self._dag_config_lines()):
+            print(f"[dask-condordag] warning: {self.path} is under /tmp; DAGMan refuses node "
+                  "logs under /tmp by default (DAGMAN_AVOID_SLASH_TMP). Write the workflow "
+                  "elsewhere, or pass dag_config={'DAGMAN_AVOID_SLASH_TMP': False}",
+                  file=stream, flush=True)
         rescue = self.rescue_dags()
         update = (self.path / (self.dag_path.name + ".condor.sub")).exists() and not rescue
         status = self.status_path
@@ -169,6 +175,17 @@ class Workflow:
         print(f"[dask-condordag] {self.name}: submitted {self.dag_path.name} as DAGMan job "
               f"{cluster}{how}", file=stream, flush=True)
         return cluster
+
+    def _dag_config_lines(self) -> list:
+        """The lines of the DAG's CONFIG file (empty when it has none)."""
+        for line in self.dag_path.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].upper() == "CONFIG":
+                try:
+                    return (self.path / parts[1]).read_text(encoding="utf-8").splitlines()
+                except OSError:
+                    return []
+        return []
 
     def remove(self) -> str:
         """``condor_rm`` the DAGMan job: DAGMan removes the node jobs and writes
