@@ -10,7 +10,10 @@ s", which tasks/s is computed from) -- and record the process's peak RSS. Prints
 (default: benchmarks/results/compile.json).
 
 Targets (DESIGN/issue 2): at least 20,000 tasks/s on a 2-core machine; 100k
-tasks under 2 GB peak memory.
+tasks under 2 GB peak memory. Writing 100k files is a large part of the time
+and depends on the disk: ``--dir /dev/shm`` (tmpfs) shows the compiler's own
+rate without it. Run it twice and compare: right after many files were
+deleted, some disks (online discard) create files several times slower.
 """
 
 import argparse

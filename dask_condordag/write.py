@@ -155,14 +155,27 @@ class _Pickler(_CodePickler):
         return super().reducer_override(obj)
 
 
-def _dumps(obj, what: str, cache: dict | None = None) -> bytes:
+_PICKLER = "pickler"  # the key of the reusable pickler in a compile's cache
+
+
+def _dumps(obj, what, cache: dict | None = None) -> bytes:
+    """Pickle ``obj``; a PlanError naming ``what`` (a string, or a callable
+    giving one) if it cannot be."""
     try:
         if cache is None:
             return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        buf = io.BytesIO()
-        _Pickler(buf, cache).dump(obj)
+        pickler = cache.get(_PICKLER)
+        if pickler is None:  # one pickler per compile, its memo cleared each time
+            buf = io.BytesIO()
+            pickler = cache[_PICKLER] = (_Pickler(buf, cache), buf)
+        p, buf = pickler
+        buf.seek(0)
+        buf.truncate()
+        p.clear_memo()
+        p.dump(obj)
         return buf.getvalue()
     except Exception as e:
+        what = what() if callable(what) else what
         raise PlanError(
             f"{what} cannot be pickled: {type(e).__name__}: {e}. Everything a task "
             "uses must be picklable (no open files, locks, sockets, generators); "
@@ -181,7 +194,11 @@ def _payload_outputs(node) -> dict:
 
 def _payload(plan, node, versions, cache: dict) -> bytes:
     tasks = [(t.name, t.expr) for t in node.tasks]
-    body = _dumps(tasks, f"the task of key {node.tasks[0].key!r} (node {node.name})", cache)
+    body = _dumps(tasks, lambda: f"the task of key {node.tasks[0].key!r} (node {node.name})",
+                  cache)
+    if node.mode == "single" and len(node.tasks) == 1 and node.settings.max_runtime is None \
+            and not plan.listed.intersection(node.inputs):
+        return _payload_fast(plan, node, versions, body)
     meta = {
         "sha256": hashlib.sha256(body).hexdigest(),
         "node": node.name,
@@ -199,6 +216,24 @@ def _payload(plan, node, versions, cache: dict) -> bytes:
     }
     head = json.dumps(meta, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     return names.PAYLOAD_MAGIC + head + b"\n" + body
+
+
+def _payload_fast(plan, node, versions, body: bytes) -> bytes:
+    """The header of the common payload (one task, one output) without building
+    a dict for json: every name in it is ours ([A-Za-z0-9_-], "/", "."), only
+    the key's repr needs JSON escaping. Same JSON as the general path."""
+    (t,) = node.tasks
+    (out,) = node.outputs[t.name]
+    inputs = ",".join(f'"{v}":"{plan.files_of(v)[0]}"' for v in node.inputs)
+    head = (
+        f'{{"sha256":"{hashlib.sha256(body).hexdigest()}","node":"{node.name}",'
+        f'"mode":"single","inputs":{{{inputs}}},"outputs":{{"{t.name}":"{out}"}},'
+        f'"order":null,"keys":{{"{t.name}":{json.dumps(repr(t.key))}}},'
+        f'"python":"{versions["python_minor"]}","cloudpickle":"{versions["cloudpickle"]}",'
+        f'"needs_cloudpickle":{"true" if b"cloudpickle" in body else "false"},'
+        f'"max_runtime":null}}'
+    )
+    return names.PAYLOAD_MAGIC + head.encode("ascii") + b"\n" + body
 
 
 def _versions() -> dict:
@@ -248,9 +283,14 @@ _FILE_MODE = {"mode": 0o600}  # set per write_workflow call (one writer at a tim
 
 
 def _write_bytes(path, data: bytes) -> None:
+    # plain os calls: a file object per file costs more than the write itself
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE["mode"])
-    with open(fd, "wb") as f:
-        f.write(data)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _stage(target: Path, dmode: int) -> Path:

@@ -180,3 +180,33 @@ def test_newer_manifest_format_is_refused(tmp_path):
     (wf.path / names.MANIFEST).write_text(json.dumps(m))
     with pytest.raises(WorkflowError, match="upgrade dask-condordag"):
         dask_condordag.Workflow.open(wf.path)
+
+
+def test_fast_payload_header_equals_the_general_one():
+    import importlib
+
+    from dask.base import collections_to_expr
+    from dask._expr import FinalizeCompute
+    from dask.core import flatten
+
+    from dask_condordag.graph import read_graph
+    from dask_condordag.plan import make_plan
+
+    W = importlib.import_module("dask_condordag.write")
+    a = delayed(inc)(1, dask_key_name='odd "key" \u00e9')
+    b = delayed(add)(a, delayed(inc)(2), dask_key_name=("tuple", 1))
+    e = FinalizeCompute(collections_to_expr([b])).optimize()
+    plan = make_plan(read_graph(e, list(flatten(e.__dask_keys__()))), name="t")
+    v = W._versions()
+    for node in plan.nodes.values():
+        fast = W._payload(plan, node, v, {})
+        _, head, body = fast.split(b"\n", 2)
+        meta = json.loads(head)
+        assert meta == {
+            "sha256": meta["sha256"], "node": node.name, "mode": "single",
+            "inputs": {x: plan.files_of(x)[0] for x in node.inputs},
+            "outputs": W._payload_outputs(node), "order": None,
+            "keys": {t.name: repr(t.key) for t in node.tasks},
+            "python": v["python_minor"], "cloudpickle": v["cloudpickle"],
+            "needs_cloudpickle": b"cloudpickle" in body, "max_runtime": None,
+        }
