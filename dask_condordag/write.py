@@ -365,7 +365,13 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         # (writing on background threads was measured: twice as slow, GIL and
         # file-system contention; one thread it is)
         with _by_value(by_value | {"dask_condordag.jobs"}):
+            old_nodes = existing.get("nodes", {}) if existing is not None else {}
             for node in plan.nodes.values():
+                old = old_nodes.get(node.name)
+                if node.name in done and old and old.get("sha256") and \
+                        (path / node.payload).exists():
+                    digests[node.name] = old["sha256"]  # done: its payload stays as it is
+                    continue
                 data = _payload(plan, node, versions, cache)
                 digests[node.name] = hashlib.sha256(data).hexdigest()
                 _write_bytes(os.path.join(sdir, node.payload), data)
