@@ -4,17 +4,26 @@ A workflow directory looks like this (``name`` is the workflow's name)::
 
     <path>/
         <name>.dag                 the DAG file (condor_submit_dag <name>.dag)
-        <name>.sub                 the submit description shared by the nodes
+        <name>.sub                 the submit description of the plain nodes
+        <name>-<hash>.sub          one per other set of submit settings
+        <name>.config, <name>.dot  DAGMan CONFIG / DOT files, when asked for
+        <name>.status              the NODE_STATUS_FILE; <name>.jobstate.log
         <name>.dag.rescue001 ...   rescue DAGs (written by DAGMan or our runner)
+        <name>.dag.lock            held while the local runner runs (local.py)
+        <name>.dag.local.log       the local runner's recovery log (local.py)
+        dagman.cluster             the DAGMan job id after submit (condor.py)
         manifest.json              versions, key -> node -> result file, checksums
         outputs.pkl                the requested keys and dask's repack step
         bin/dask_condordag_worker.py   the worker shim the jobs run
+        bin/packages.zip, bin/dask_condordag_boot.py   delivery="transfer" (delivery.py)
         nodes/<node>.pkl           one payload per DAG node
         data/<name>.pkl            large constants, written once, shared by nodes
         results/<task>.pkl         one result (or error report) per task
         results/<node>.p<i>.pkl    ... per process, for a ``queue N`` node
-        logs/<node>.out|.err       the jobs' stdout and stderr
+        logs/<node>.out|.err       the jobs' stdout and stderr (.out.<i> per proc)
+        logs/corrupt/              damaged results set aside (write.py)
 
+The names marked with a module live there, next to the code that owns them.
 The worker shim (``worker.py``) is a standalone script and keeps its own copy of
 the header constants below; ``tests/test_names.py`` checks they agree.
 """
