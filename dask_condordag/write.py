@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import pickle
+import re
 import shutil
 import sys
 import time
@@ -218,6 +219,14 @@ def _payload(plan, node, versions, cache: dict) -> bytes:
     return names.PAYLOAD_MAGIC + head + b"\n" + body
 
 
+_PLAIN = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII but '"' and '\\'
+
+
+def _json_str(text: str) -> str:
+    """``json.dumps(text)``, without its machinery for the common plain text."""
+    return f'"{text}"' if _PLAIN.fullmatch(text) else json.dumps(text)
+
+
 def _payload_fast(plan, node, versions, body: bytes) -> bytes:
     """The header of the common payload (one task, one output) without building
     a dict for json: every name in it is ours ([A-Za-z0-9_-], "/", "."), only
@@ -228,7 +237,7 @@ def _payload_fast(plan, node, versions, body: bytes) -> bytes:
     head = (
         f'{{"sha256":"{hashlib.sha256(body).hexdigest()}","node":"{node.name}",'
         f'"mode":"single","inputs":{{{inputs}}},"outputs":{{"{t.name}":"{out}"}},'
-        f'"order":null,"keys":{{"{t.name}":{json.dumps(repr(t.key))}}},'
+        f'"order":null,"keys":{{"{t.name}":{_json_str(repr(t.key))}}},'
         f'"python":"{versions["python_minor"]}","cloudpickle":"{versions["cloudpickle"]}",'
         f'"needs_cloudpickle":{"true" if b"cloudpickle" in body else "false"},'
         f'"max_runtime":null}}'
@@ -374,7 +383,7 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
                     continue
                 data = _payload(plan, node, versions, cache)
                 digests[node.name] = hashlib.sha256(data).hexdigest()
-                _write_bytes(os.path.join(sdir, node.payload), data)
+                _write_bytes(f"{sdir}/{node.payload}", data)
             for d in plan.data.values():
                 if existing is not None and (path / d.file).exists():
                     continue
