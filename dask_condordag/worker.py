@@ -219,6 +219,7 @@ def error_report(exc, meta, task, stage):
         "task": task,
         "key": meta.get("keys", {}).get(task) if task else None,
         "stage": stage,
+        "proc": meta.get("proc", 0),
         "exc_type": "%s.%s" % (type(exc).__module__, type(exc).__qualname__),
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(type(exc), exc, tb)),
@@ -320,6 +321,7 @@ def run(node, proc=0):
     watch = {"finished": finished}
     try:
         meta, body = read_payload(node)
+        meta["proc"] = proc
         mode = meta.get("mode", "single")
         outputs = meta["outputs"]
         if mode == "procid":

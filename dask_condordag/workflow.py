@@ -60,8 +60,12 @@ class Workflow:
     def nodes(self) -> dict:
         return self.manifest["nodes"]
 
-    def logs(self, node: str) -> tuple[Path, Path]:
+    def logs(self, node: str, proc: int | None = None) -> tuple[Path, Path]:
+        """The job's stdout and stderr files; a ``queue N`` node has one pair
+        per proc (``.out.<proc>``), named by ``proc``."""
         out, err = names.log_files(node)
+        if proc is not None and not (self.path / out).exists():
+            out, err = f"{out}.{proc}", f"{err}.{proc}"
         return self.path / out, self.path / err
 
     # -- running -----------------------------------------------------------
@@ -411,7 +415,7 @@ class Workflow:
                 if p is not None:
                     report = read_error(p)
                     report.setdefault("key", key)
-                    report["logs"] = [str(x) for x in self.logs(node)]
+                    report["logs"] = [str(x) for x in self.logs(node, report.get("proc"))]
                     report["file"] = str(p)
                     report.setdefault("kind", "error")
                     out.append(report)
@@ -458,7 +462,7 @@ class Workflow:
         if is_error(file):
             report = read_error(file)
             node = report.get("node") or ""
-            raise remote_exception(report, key=key, logs=self.logs(node))
+            raise remote_exception(report, key=key, logs=self.logs(node, report.get("proc")))
         errors = self._task_errors()
         if errors:
             first = errors[0]

@@ -205,8 +205,9 @@ def test_one_failing_proc_fails_the_cluster_node():
 
     with dask.annotate(condor={"processes": 4}):
         x = delayed(point)(procid)
-    with pytest.raises(ValueError, match="proc 2 fails"):
+    with pytest.raises(ValueError, match="proc 2 fails") as info:
         x.compute(scheduler="condordag")
+    assert ".out.2" in str(info.value) and ".err.2" in str(info.value)  # that proc's logs
 
 
 def test_shell_jobs_with_ordering(tmp_path):
