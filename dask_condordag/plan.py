@@ -235,6 +235,48 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
             settings[key] = s
         value_of[key] = ("name", tname)
 
+    if group == "none" and not any(x.processes or x.cluster for x in settings.values()):
+        nodes, task_node, files = _one_node_per_task(tasks, settings, orders)
+        listed: set = set()
+    else:
+        nodes, task_node, files, listed = _grouped_nodes(tasks, settings, orders, graph, group,
+                                                         name_for)
+
+    outputs = []
+    for key in graph.keys:
+        target = graph.resolve(key)
+        kind, v = value_of[target]
+        if kind == "lit":
+            outputs.append(Output(key, "inline", value=v))
+        elif v in data:
+            outputs.append(Output(key, "data", name=v))
+        else:
+            outputs.append(Output(key, "task", name=v))
+    return Plan(name=name, nodes=nodes, data=data, outputs=tuple(outputs), task_node=task_node,
+                files=files, listed=frozenset(listed))
+
+
+def _one_node_per_task(tasks: dict, settings: dict, orders: dict):
+    """The common plan, in one pass: every task its own node. Tasks come in
+    dependency order, so each node's parents already have their nodes."""
+    nodes: dict = {}
+    files: dict = {}
+    for key, t in tasks.items():
+        name = t.name
+        waits = orders.get(key)
+        deps = (*t.reads, *waits) if waits else t.reads
+        parents = tuple(dict.fromkeys(r for r in deps if r in files))
+        out = {name: (names.result_file(name),)}
+        files[name] = out[name]
+        nodes[name] = DagNode(name=name, tasks=(t,), inputs=t.reads, outputs=out,
+                              parents=parents, settings=settings.get(key, _DEFAULT))
+    return nodes, {n: n for n in nodes}, files
+
+
+def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, group: str,
+                   name_for):
+    """Nodes of several tasks: chains (``group="chains"``), ``processes``
+    clusters and ``cluster``-annotated siblings."""
     requested = {graph.resolve(k) for k in graph.keys}
     groups = _clusters(tasks, settings)
     if group == "chains":
@@ -296,20 +338,7 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
         files.update(out)
         nodes_unordered[nname] = DagNode(name=nname, tasks=ts, inputs=inputs, outputs=out,
                                          parents=parents, settings=s, mode=mode)
-    nodes = _toposort(nodes_unordered)
-
-    outputs = []
-    for key in graph.keys:
-        target = graph.resolve(key)
-        kind, v = value_of[target]
-        if kind == "lit":
-            outputs.append(Output(key, "inline", value=v))
-        elif v in data:
-            outputs.append(Output(key, "data", name=v))
-        else:
-            outputs.append(Output(key, "task", name=v))
-    return Plan(name=name, nodes=nodes, data=data, outputs=tuple(outputs), task_node=task_node,
-                files=files, listed=frozenset(listed))
+    return _toposort(nodes_unordered), task_node, files, listed
 
 
 _DEFAULT = NodeSettings()
