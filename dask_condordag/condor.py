@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .exceptions import (  # noqa: F401  (re-exported: they were defined here first)
-    CondorCommandError, CondorDagError, DagFailedError, JobHeldError, WaitTimeout,
+    CondorCommandError, DagFailedError, JobHeldError, WaitTimeout,
 )
 
 __all__ = [

@@ -93,7 +93,6 @@ import datetime
 import heapq
 import os
 import queue
-import shlex
 import shutil
 import stat
 import subprocess

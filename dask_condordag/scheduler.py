@@ -31,7 +31,7 @@ from pathlib import Path
 
 import dask
 from dask.base import collections_to_expr, unpack_collections
-from dask.callbacks import local_callbacks, unpack_callbacks
+from dask.callbacks import local_callbacks
 from dask.core import flatten
 
 from . import names

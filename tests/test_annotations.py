@@ -2,8 +2,6 @@
 expansion of what we write, end-to-end runs, and every bad input."""
 
 import os
-import re
-import sys
 
 import dask
 import pytest
@@ -15,7 +13,7 @@ from dask_condordag.annotations import dag_settings, node_settings
 from dask_condordag.dagfile import parse_dag
 from dask_condordag.graph import read_graph
 from dask_condordag.plan import make_plan
-from dask_condordag.render import render_dag, render_submit, submit_files
+from dask_condordag.render import render_dag
 
 from .helpers import add, inc
 

@@ -163,11 +163,9 @@ def test_results_folder_edited_by_hand(tmp_path):
     wf = _ran(tmp_path)
     files = sorted((wf.path / "results").iterdir())
     files[0].write_bytes(files[1].read_bytes())  # one result copied over another
-    target = wf.manifest["outputs"][0]["files"][0]
-    with pytest.raises(CorruptResultError, match="holds the result of|damaged"):
+    with pytest.raises(CorruptResultError, match="holds the result of"):
         for f in files:
             dask_condordag.results.read_result(f)
-    del target
 
 
 def test_manifest_from_a_newer_version(tmp_path):

@@ -122,7 +122,7 @@ def test_submit_wait_status_remove_with_stand_in_htcondor(tmp_path, monkeypatch)
         (node,) = slow.nodes
         fake_condor.hold(state, 1002, node, "Job has gone over memory limit of 2048 megabytes.")
         h = cli("status", slow.path)
-        assert h.returncode == 1 and f"HELD job" in h.stdout and "memory limit" in h.stdout
+        assert h.returncode == 1 and "HELD job" in h.stdout and "memory limit" in h.stdout
         e = cli("errors", slow.path)
         assert "is ON HOLD: Job has gone over memory limit" in e.stdout
         hw = cli("wait", slow.path, "--hold-timeout", "0", "--poll", "0.1")

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import dask
 import pytest

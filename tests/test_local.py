@@ -5,12 +5,10 @@ import os
 import time
 from pathlib import Path
 
-import dask
 import pytest
 from dask import delayed
 
 import dask_condordag
-from dask_condordag import local
 from dask_condordag.dagfile import parse_dag
 
 from .helpers import inc
