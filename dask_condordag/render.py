@@ -148,7 +148,19 @@ def render_dag(plan, *, submits: dict | None = None, done: Iterable[str] = (),
         "# Generated: edit the Python code that made it, not this file.",
         "",
     ]
+    files = plan.files
     for node in plan.nodes.values():
+        s = node.settings
+        if node.mode == "single" and not (s.vars or s.retry or s.priority or s.category or
+                                          s.abort_dag_on or s.pre or s.post) \
+                and not plan.data and not plan.listed:
+            # the common node, without the general machinery (same lines)
+            n = node.name
+            ins = ",".join([node.payload, *(f for v in node.inputs for f in files[v])])
+            outs = ",".join(f for fs in node.outputs.values() for f in fs)
+            lines.append(f"JOB {n} {submits[n][0]}" + (" DONE" if n in done else ""))
+            lines.append(f'VARS {n} {INPUTS_MACRO}="{ins}" {OUTPUTS_MACRO}="{outs}"')
+            continue
         lines += _node_lines(node, submits[node.name][0], node.name in done,
                              node_vars(plan, node))
     edges = [(node.name, node.parents) for node in plan.nodes.values() if node.parents]

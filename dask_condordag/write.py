@@ -262,10 +262,10 @@ def _versions() -> dict:
 def _manifest(plan, *, python, done, versions, digests) -> dict:
     nodes = {}
     for node in plan.nodes.values():
-        nodes[node.name] = {
+        nodes[node.name] = {  # (tuples are written as JSON arrays)
             "tasks": {t.name: repr(t.key) for t in node.tasks},
-            "outputs": {t: list(files) for t, files in node.outputs.items()},
-            "parents": list(node.parents),
+            "outputs": node.outputs,
+            "parents": node.parents,
             "sha256": digests[node.name],  # of the payload file
         }
     return {

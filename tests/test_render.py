@@ -94,3 +94,20 @@ def test_submit_descriptions_expand_with_htcondor(tmp_path):
         assert (job["output"], job["error"]) == names.log_files(node)
         assert job["My.DaskCondorDagNode"] == f'"{node}"'
         assert job["queue"] == ""
+
+
+def test_fast_node_lines_equal_the_general_ones():
+    from dask_condordag.render import _node_lines, node_vars, submit_files
+
+    g = read_graph({"a": (inc, 1), "b": (inc, 2), "c": (add, "a", "b"), "d": (inc, "c")},
+                   ["d", "a"])
+    plan = make_plan(g, name="demo")
+    subs = submit_files(plan)
+    done = {next(iter(plan.nodes))}
+    general = []
+    for node in plan.nodes.values():
+        general += _node_lines(node, subs[node.name][0], node.name in done,
+                               node_vars(plan, node))
+    text = render_dag(plan, submits=subs, done=done)
+    got = [l for l in text.splitlines() if l.startswith(("JOB ", "VARS "))]
+    assert got == general
