@@ -432,8 +432,9 @@ class Condor:
         self.timeout = timeout
 
     def _call(self, cmd, cwd=None):
+        """Run ``cmd``; CondorCommandError when it is missing, hangs or fails."""
         try:
-            return self._run(cmd, cwd=cwd, timeout=self.timeout)
+            r = self._run(cmd, cwd=cwd, timeout=self.timeout)
         except FileNotFoundError:
             raise CondorCommandError(
                 f"{cmd[0]} is not on PATH: this machine is not an HTCondor access point "
@@ -442,37 +443,30 @@ class Condor:
         except subprocess.TimeoutExpired as e:
             raise CondorCommandError(f"{' '.join(cmd)} did not answer within "
                                      f"{self.timeout:.0f} s", command=cmd) from e
+        if r.returncode != 0:
+            where = f" (in {cwd})" if cwd else ""
+            raise CondorCommandError(
+                f"{' '.join(cmd)}{where} failed with exit code {r.returncode}:\n"
+                f"{(r.stderr or '').strip() or (r.stdout or '').strip()}",
+                command=cmd, output=(r.stdout or "") + (r.stderr or ""))
+        return r
 
     def submit_dag(self, workdir, dag_file: str, **options) -> tuple:
         """Run ``condor_submit_dag`` in ``workdir``; ``(cluster, stdout)``."""
         cmd = submit_dag_command(dag_file, **options)
         r = self._call(cmd, cwd=workdir)
-        if r.returncode != 0:
-            raise CondorCommandError(
-                f"{' '.join(cmd)} (in {workdir}) failed with exit code {r.returncode}:\n"
-                f"{(r.stderr or '').strip() or (r.stdout or '').strip()}",
-                command=cmd, output=(r.stdout or "") + (r.stderr or ""))
         return parse_submit_output(r.stdout or ""), r.stdout or ""
 
     def query(self, cluster: int) -> Queue:
         """The DAGMan job ``cluster`` and its node jobs now in the queue."""
         cmd = queue_command(cluster)
         r = self._call(cmd)
-        if r.returncode != 0:
-            raise CondorCommandError(
-                f"{' '.join(cmd)} failed with exit code {r.returncode}: "
-                f"{(r.stderr or '').strip()}", command=cmd, output=r.stderr or "")
         return queue_from_ads(parse_queue_json(r.stdout or ""), cluster)
 
     def remove(self, cluster: int) -> str:
         """``condor_rm`` the DAGMan job; what it printed."""
         cmd = remove_command(cluster)
         r = self._call(cmd)
-        if r.returncode != 0:
-            raise CondorCommandError(
-                f"{' '.join(cmd)} failed with exit code {r.returncode}: "
-                f"{(r.stderr or '').strip() or (r.stdout or '').strip()}",
-                command=cmd, output=(r.stdout or "") + (r.stderr or ""))
         return (r.stdout or "").strip()
 
 
