@@ -46,7 +46,8 @@ def shim_vs_python(where, repeat=20):
     wf = dask_condordag.write(delayed(inc)(1), path=os.path.join(where, "shim"))
     (node,) = wf.nodes
     scratch = os.path.join(where, "scratch")
-    for rel in (names.WORKER, names.payload_file(node)):
+    pack = wf.nodes[node]["payload"]
+    for rel in (names.WORKER, pack):
         os.makedirs(os.path.dirname(os.path.join(scratch, rel)), exist_ok=True)
         shutil.copyfile(wf.path / rel, os.path.join(scratch, rel))
     py = sys.executable
@@ -57,7 +58,7 @@ def shim_vs_python(where, repeat=20):
         return time.perf_counter() - t
 
     base = statistics.median(run([py, "-c", "pass"]) for _ in range(repeat))
-    shim = statistics.median(run([py, names.WORKER, node]) for _ in range(repeat))
+    shim = statistics.median(run([py, names.WORKER, node, "0", pack]) for _ in range(repeat))
     return base, shim
 
 

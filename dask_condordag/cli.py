@@ -202,23 +202,17 @@ class _Usage(CondorDagError):
     """Bad command-line input (exit code 2)."""
 
 
-def _read_payload(path):
-    """(meta, tasks) of a payload file. Unpickles the file: only files the
-    manifest lists are read, and pickles are code -- inspect only workflows
-    that you or your pool wrote."""
-    import hashlib
-    import json
+def _read_payload(node, pack):
+    """(meta, tasks) of ``node``'s payload in the pack file ``pack``. Unpickles
+    it: only files the manifest lists are read, and pickles are code --
+    inspect only workflows that you or your pool wrote."""
+    from .worker import CorruptFile, check_payload, read_payload
 
-    from . import names
-
-    data = path.read_bytes()
-    if not data.startswith(names.PAYLOAD_MAGIC):
-        raise WorkflowError(f"{path} is not a dask-condordag payload (or another format version)")
-    end = data.index(b"\n", len(names.PAYLOAD_MAGIC))
-    meta = json.loads(data[len(names.PAYLOAD_MAGIC):end].decode("utf-8"))
-    body = memoryview(data)[end + 1:]
-    if meta.get("sha256") and hashlib.sha256(body).hexdigest() != meta["sha256"]:
-        raise WorkflowError(f"{path} is damaged or truncated: its SHA-256 does not match")
+    try:
+        meta, body = read_payload(node, str(pack))
+        check_payload(meta, body)
+    except (CorruptFile, RuntimeError) as e:
+        raise WorkflowError(f"{pack}: {e}") from None
     return meta, pickle.loads(body)
 
 
@@ -229,7 +223,7 @@ def _cmd_inspect(args) -> int:
     wf = _open(args.path)
     node = _find(wf, args.what)
     info = wf.nodes[node]
-    payload = wf.path / names.payload_file(node)
+    payload = wf.path / info["payload"]
     print(f"node {node}")
     for task, key in info["tasks"].items():
         print(f"  task {task}: key {key}")
@@ -238,7 +232,7 @@ def _cmd_inspect(args) -> int:
     print("  (reading it unpickles it: pickles are code -- inspect only workflows "
           "you or your pool wrote)")
     failed = False
-    meta, tasks = _read_payload(payload)
+    meta, tasks = _read_payload(node, payload)
     for task, expr in tasks:
         print(f"  {task} = {_show_expr(expr)}")
     inputs = meta.get("inputs") or {}

@@ -70,6 +70,7 @@ from pathlib import Path
 
 from . import names
 from .exceptions import CondorDagError, PlanError
+from .render import WORKER_ARGS
 
 __all__ = ["MODES", "Delivery", "make_delivery", "from_options", "submit_commands", "stage_files",
            "referenced_modules", "packages_for", "by_value_modules", "DoctorReport", "doctor", "ZIP", "BOOT"]
@@ -179,7 +180,7 @@ def submit_commands(d: Delivery | None, submit_python: str) -> list:
     cmds = [("executable", d.interpreter(submit_python)), ("transfer_executable", "false")]
     if d.mode == "transfer":
         cmds += [
-            ("arguments", f'"{BOOT} $(JOB) $(Process)"'),
+            ("arguments", f'"{BOOT} {WORKER_ARGS}"'),
             ("transfer_input_files", f"{names.WORKER},{BOOT},{ZIP},$(dcd_inputs)"),
             ("environment", '"PYTHONNOUSERSITE=1"'),
         ]
@@ -610,7 +611,7 @@ class DoctorReport:
 
 _PROBE = r'''
 import json, os, pickle, runpy, sys, traceback
-mode, node, proc = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mode, node, proc, pack = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 out = {"python": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable,
        "stage": "starting", "ok": False}
 try:
@@ -622,7 +623,7 @@ try:
     out["stage"] = "loading the worker shim"
     w = runpy.run_path("bin/dask_condordag_worker.py", run_name="dcd_worker")
     out["stage"] = "reading the payload"
-    meta, body = w["read_payload"](node)
+    meta, body = w["read_payload"](node, pack)
     out["stage"] = "checking versions"
     w["check_versions"](meta)
     out["stage"] = "loading the payload"
@@ -823,7 +824,8 @@ def _doctor(rep: DoctorReport, node, timeout: float, say, run_task: bool = True)
         probe = Path(scratch) / ".dcd_doctor_probe.py"
         probe.write_text(_PROBE, encoding="utf-8")
         try:
-            cp = subprocess.run([exe, str(probe), mode, n.name, "0"], cwd=scratch, env=env,
+            # args: the shim (or boot script), then NODE PROC PACK as the job passes them
+            cp = subprocess.run([exe, str(probe), mode, *args[1:4]], cwd=scratch, env=env,
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                 timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as e:

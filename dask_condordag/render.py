@@ -13,6 +13,9 @@ Policy
       so the same workflow runs on pools without a shared file system: inputs
       arrive under ``nodes/``, ``results/``, ``data/`` in the job's scratch
       directory and ``results/<task>.pkl`` come back into ``results/``.
+    * Payloads travel in packs of up to ``names.PACK_NODES`` (write.py
+      decides which); ``dcd_payload`` names the node's pack, which is also
+      the first of its ``dcd_inputs``.
     * The interpreter is named by absolute path with ``transfer_executable =
       false`` (a copied venv interpreter loses its environment).
 
@@ -38,6 +41,10 @@ MACRO_DOLLAR = re.compile(r"\$(?=\(|[A-Za-z_][A-Za-z0-9_]*\()")
 
 INPUTS_MACRO = "dcd_inputs"
 OUTPUTS_MACRO = "dcd_outputs"
+PAYLOAD_MACRO = "dcd_payload"
+#: the worker's arguments after its own path (the boot script of
+#: delivery="transfer" passes the same on)
+WORKER_ARGS = f"$(JOB) $(Process) $({PAYLOAD_MACRO})"
 
 
 def vars_value(value: str) -> str:
@@ -63,17 +70,19 @@ def render_vars(node: str, pairs: Iterable[tuple[str, str]], raw: frozenset = fr
         f'{k}="{v}"' if k in raw else f"{k}={vars_value(v)}" for k, v in pairs)
 
 
-_OURS = frozenset({INPUTS_MACRO, OUTPUTS_MACRO})
+_OURS = frozenset({INPUTS_MACRO, OUTPUTS_MACRO, PAYLOAD_MACRO})
 
 
-def node_vars(plan, node) -> list[tuple[str, str]]:
-    """The per-node macros our submit description uses."""
-    inputs = [node.payload] + [f for v in node.inputs for f in plan.files_of(v)]
+def node_vars(plan, node, pack: str) -> list[tuple[str, str]]:
+    """The per-node macros our submit description uses (``pack``: the payload
+    pack file holding the node's payload)."""
+    inputs = [pack] + [f for v in node.inputs for f in plan.files_of(v)]
     if node.mode == "single":
         outputs = [f for files in node.outputs.values() for f in files]
     else:  # one file per proc: the submit step expands $(Process) for each
         outputs = [names.proc_result_file(node.name, "$(Process)")]
-    return [(INPUTS_MACRO, ",".join(inputs)), (OUTPUTS_MACRO, ",".join(outputs))]
+    return [(INPUTS_MACRO, ",".join(inputs)), (OUTPUTS_MACRO, ",".join(outputs)),
+            (PAYLOAD_MACRO, pack)]
 
 
 def submit_files(plan) -> dict:
@@ -131,10 +140,11 @@ def dag_files(name: str, dag) -> dict:
     return out
 
 
-def render_dag(plan, *, submits: dict | None = None, done: Iterable[str] = (),
-               dag=None) -> str:
-    """The DAG file text. ``submits``: from :func:`submit_files`; nodes in
-    ``done`` are written ``JOB ... DONE``; ``dag``: DagSettings."""
+def render_dag(plan, *, packs: dict, submits: dict | None = None,
+               done: Iterable[str] = (), dag=None) -> str:
+    """The DAG file text. ``packs``: node name -> its payload pack file;
+    ``submits``: from :func:`submit_files`; nodes in ``done`` are written
+    ``JOB ... DONE``; ``dag``: DagSettings."""
     from .annotations import DagSettings
 
     dag = dag or DagSettings()
@@ -156,13 +166,15 @@ def render_dag(plan, *, submits: dict | None = None, done: Iterable[str] = (),
                 and not plan.data and not plan.listed:
             # the common node, without the general machinery (same lines)
             n = node.name
-            ins = ",".join([node.payload, *(f for v in node.inputs for f in files[v])])
+            pack = packs[n]
+            ins = ",".join([pack, *(f for v in node.inputs for f in files[v])])
             outs = ",".join(f for fs in node.outputs.values() for f in fs)
             lines.append(f"JOB {n} {submits[n][0]}" + (" DONE" if n in done else ""))
-            lines.append(f'VARS {n} {INPUTS_MACRO}="{ins}" {OUTPUTS_MACRO}="{outs}"')
+            lines.append(f'VARS {n} {INPUTS_MACRO}="{ins}" {OUTPUTS_MACRO}="{outs}" '
+                         f'{PAYLOAD_MACRO}="{pack}"')
             continue
         lines += _node_lines(node, submits[node.name][0], node.name in done,
-                             node_vars(plan, node))
+                             node_vars(plan, node, packs[node.name]))
     edges = [(node.name, node.parents) for node in plan.nodes.values() if node.parents]
     if edges:
         lines.append("")
@@ -199,7 +211,7 @@ def render_submit(*, python: str, extra: tuple = (), queue: int = 1, delivery=()
         ("universe", "vanilla"),
         ("executable", python),
         ("transfer_executable", "false"),
-        ("arguments", f'"{names.WORKER} $(JOB) $(Process)"'),
+        ("arguments", f'"{names.WORKER} {WORKER_ARGS}"'),
         ("should_transfer_files", "YES"),
         ("when_to_transfer_output", "ON_EXIT"),
         ("preserve_relative_paths", "true"),

@@ -1,9 +1,10 @@
 """dask-condordag worker shim: what each HTCondor job runs on the execute node.
 
-    python bin/dask_condordag_worker.py NODE [PROC]
+    python bin/dask_condordag_worker.py NODE PROC PACK
 
 Run in the job's scratch directory, where HTCondor has put (with
-``preserve_relative_paths``) ``nodes/NODE.pkl`` and the result or data files
+``preserve_relative_paths``) the payload pack PACK (``nodes/pack_<hash>.pkl``,
+which holds the payload of NODE and of up to 63 other nodes) and the result or data files
 the node reads. It evaluates the node's tasks and writes one file per output
 task under ``results/``; those are what HTCondor transfers back.
 
@@ -20,6 +21,8 @@ Contract (the client side relies on every point):
 
 File formats (``dask_condordag.names`` holds the same constants; the client
 imports ``seal``/``unseal`` from here, so there is one implementation):
+    pack     = b"DCDAG-PACK 1\\n" + one JSON line {node: [start, end]} + the
+               payloads back to back (offsets from the byte after that line)
     payload  = b"DCDAG-PAYLOAD 2\\n" + one JSON line (node, inputs, outputs,
                versions, the SHA-256 of the rest) + a pickle of
                [(task_name, expr), ...]
@@ -53,9 +56,9 @@ import time
 import traceback
 
 PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 2\n"
+PACK_MAGIC = b"DCDAG-PACK 1\n"
 RESULT_OK = b"DCDAG-OK 2 "
 RESULT_ERR = b"DCDAG-ERR 2 "
-NODES_DIR = "nodes"
 
 
 class CorruptFile(ValueError):
@@ -160,15 +163,30 @@ def read_value(path):
     return pickle.loads(body)
 
 
-def read_payload(node):
-    path = os.path.join(NODES_DIR, node + ".pkl")
-    with open(path, "rb") as f:
+def read_payload(node, pack):
+    """(meta, body) of ``node``'s payload in the pack file ``pack``."""
+    with open(pack, "rb") as f:
         data = f.read()
-    if not data.startswith(PAYLOAD_MAGIC):
-        raise RuntimeError("%s is not a dask-condordag payload" % path)
-    end = data.index(b"\n", len(PAYLOAD_MAGIC))
-    meta = json.loads(data[len(PAYLOAD_MAGIC):end].decode("utf-8"))
-    return meta, memoryview(data)[end + 1:]
+    if not data.startswith(PACK_MAGIC):
+        raise CorruptFile("%s is not a dask-condordag payload pack (or another format "
+                          "version)" % pack)
+    try:
+        end = data.index(b"\n", len(PACK_MAGIC))
+        index = json.loads(data[len(PACK_MAGIC):end].decode("utf-8"))
+    except ValueError:
+        raise CorruptFile("the index of payload pack %s is damaged or truncated" % pack) from None
+    if node not in index:
+        raise RuntimeError("payload pack %s holds no payload for node %s" % (pack, node))
+    base = end + 1
+    start, stop = base + index[node][0], base + index[node][1]
+    if data[start:start + len(PAYLOAD_MAGIC)] != PAYLOAD_MAGIC:
+        raise CorruptFile("payload pack %s is damaged or truncated at node %s" % (pack, node))
+    try:
+        end = data.index(b"\n", start + len(PAYLOAD_MAGIC), stop)
+        meta = json.loads(data[start + len(PAYLOAD_MAGIC):end].decode("utf-8"))
+    except ValueError:
+        raise CorruptFile("the payload of node %s in %s has a damaged header" % (node, pack)) from None
+    return meta, memoryview(data)[end + 1:stop]
 
 
 def check_payload(meta, body):
@@ -312,7 +330,7 @@ def start_watchdog(seconds, meta, outputs, state):
     return t
 
 
-def run(node, proc=0):
+def run(node, proc, pack):
     meta = {"node": node}
     outputs = {}
     stage = "reading the payload"
@@ -320,7 +338,7 @@ def run(node, proc=0):
     finished = set()
     watch = {"finished": finished}
     try:
-        meta, body = read_payload(node)
+        meta, body = read_payload(node, pack)
         meta["proc"] = proc
         mode = meta.get("mode", "single")
         outputs = meta["outputs"]
@@ -374,19 +392,27 @@ def run(node, proc=0):
         for name, path in outputs.items():
             if name not in finished:
                 write_error(path, report)
-        if not outputs:  # we could not even read which outputs: nothing to leave
-            log("no outputs known; error report only in this log")
+        if not outputs:
+            # the payload could not tell the outputs: the usual one (a node of
+            # one task is named after it) gets the report, so the node fails
+            # with it instead of going on hold; otherwise it is in this log
+            guess = "results/%s.pkl" % node
+            try:
+                write_error(guess, report)
+                log("outputs unknown; error report written to %s" % guess)
+            except Exception:
+                log("outputs unknown; error report only in this log")
         return 1
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) not in (1, 2) or (len(argv) == 2 and not argv[1].isdigit()):
-        log("usage: dask_condordag_worker.py NODE [PROC]")
+    if len(argv) != 3 or not argv[1].isdigit():
+        log("usage: dask_condordag_worker.py NODE PROC PACK")
         return 2
     start = time.time()
     describe_host()
-    status = run(argv[0], int(argv[1]) if len(argv) == 2 else 0)
+    status = run(argv[0], int(argv[1]), argv[2])
     log("node %s %s in %.3f s" % (argv[0], "done" if status == 0 else "FAILED",
                                    time.time() - start))
     return status

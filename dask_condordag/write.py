@@ -16,6 +16,11 @@ Policy
       and its node is written ``DONE``.
     * Anything else at the path (another workflow, or files that are not a
       workflow) is refused before anything is written.
+    * Payloads go into packs of up to ``names.PACK_NODES`` (256 KiB at most;
+      a payload above 64 KiB alone), in plan order, each named by the hash of
+      its content: 100k nodes make ~1,600 files instead of 100k. An update
+      writes every pack anew and deletes the packs no node names any more,
+      after the new manifest is in place.
     * Payloads are pickled with cloudpickle. Functions from ``__main__`` and
       from the user's own modules (files outside the interpreter's prefix and
       site-packages) go by value, so the execute node needs only the
@@ -259,14 +264,15 @@ def _versions() -> dict:
     }
 
 
-def _manifest(plan, *, python, done, versions, digests) -> dict:
+def _manifest(plan, *, python, done, versions, digests, packs) -> dict:
     nodes = {}
     for node in plan.nodes.values():
         nodes[node.name] = {  # (tuples are written as JSON arrays)
             "tasks": {t.name: repr(t.key) for t in node.tasks},
             "outputs": node.outputs,
             "parents": node.parents,
-            "sha256": digests[node.name],  # of the payload file
+            "payload": packs[node.name],
+            "sha256": digests[node.name],  # of the node's payload in that pack
         }
     return {
         "format": names.MANIFEST_FORMAT,
@@ -310,6 +316,62 @@ def _stage(target: Path, dmode: int) -> Path:
     return tmp
 
 
+def pack_bytes(nodes: list, payloads: list) -> bytes:
+    """A payload pack (``names.PACK_MAGIC``): ``payloads[i]`` is node ``nodes[i]``'s."""
+    index, at = [], 0
+    for n, part in zip(nodes, payloads):
+        index.append(f'"{n}":[{at},{at + len(part)}]')  # node names are [A-Za-z0-9_-]
+        at += len(part)
+    return b"".join([names.PACK_MAGIC, ("{%s}\n" % ",".join(index)).encode("ascii"), *payloads])
+
+
+def read_pack(data: bytes) -> dict:
+    """node -> payload bytes of a whole pack (for tools and tests; the worker
+    reads only its own entry)."""
+    if not data.startswith(names.PACK_MAGIC):
+        raise WorkflowError("not a dask-condordag payload pack (or another format version)")
+    end = data.index(b"\n", len(names.PACK_MAGIC))
+    index = json.loads(data[len(names.PACK_MAGIC):end])
+    return {n: data[end + 1 + a:end + 1 + b] for n, (a, b) in index.items()}
+
+
+class _Packer:
+    """Collects payloads into pack files (format: ``names.PACK_MAGIC``) and
+    writes each when it is full. ``packs``: node name -> pack file."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.packs: dict = {}
+        self.files: set = set()
+        self._nodes: list = []
+        self._parts: list = []
+        self._size = 0
+
+    def add(self, node: str, data: bytes) -> None:
+        if len(data) > names.PACK_ALONE:
+            self._write([node], [data])
+            return
+        self._nodes.append(node)
+        self._parts.append(data)
+        self._size += len(data)
+        if len(self._nodes) >= names.PACK_NODES or self._size >= names.PACK_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._nodes:
+            self._write(self._nodes, self._parts)
+        self._nodes, self._parts, self._size = [], [], 0
+
+    def _write(self, nodes: list, parts: list) -> None:
+        data = pack_bytes(nodes, parts)
+        rel = names.pack_file(hashlib.sha256(data).hexdigest())
+        if rel not in self.files:  # (the same content twice: the same file)
+            _write_bytes(f"{self.root}/{rel}", data)
+            self.files.add(rel)
+        for n in nodes:
+            self.packs[n] = rel
+
+
 def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=None,
                    dag: DagSettings | None = None, permissions: str = "private",
                    force: bool = False, delivery=None) -> dict:
@@ -330,11 +392,17 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
     if not os.path.isabs(python):
         raise PlanError(f"the interpreter must be an absolute path, got {python!r}")
     versions = _versions()
-    existing = None
+    existing = pool = None
     if path.exists():
         if not path.is_dir():
             raise WorkflowExistsError(f"{path} exists and is not a directory; choose another path")
         if (path / names.MANIFEST).exists():
+            pool = _pool_dag(path, plan.name)
+            if pool and pool[1]:
+                raise WorkflowExistsError(
+                    f"the DAG of {path} is running on the pool (DAGMan job {pool[0]} is "
+                    "in condor_q); wait for it (dask-condordag wait) or remove it "
+                    "(dask-condordag remove) before writing the workflow again")
             from .local import locked
 
             holder = locked(path)
@@ -374,16 +442,12 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         # (writing on background threads was measured: twice as slow, GIL and
         # file-system contention; one thread it is)
         with _by_value(by_value | {"dask_condordag.jobs"}):
-            old_nodes = existing.get("nodes", {}) if existing is not None else {}
+            packer = _Packer(str(stage))
             for node in plan.nodes.values():
-                old = old_nodes.get(node.name)
-                if node.name in done and old and old.get("sha256") and \
-                        (path / node.payload).exists():
-                    digests[node.name] = old["sha256"]  # done: its payload stays as it is
-                    continue
                 data = _payload(plan, node, versions, cache)
                 digests[node.name] = hashlib.sha256(data).hexdigest()
-                _write_bytes(f"{sdir}/{node.payload}", data)
+                packer.add(node.name, data)
+            packer.flush()
             for d in plan.data.values():
                 if existing is not None and (path / d.file).exists():
                     continue
@@ -411,10 +475,10 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
             _write_bytes(stage / fname, text.encode())
         if dag.config:
             _write_bytes(stage / dag_files(plan.name, dag)["config"], render_config(dag).encode())
-        dag_text = render_dag(plan, submits=submits, done=done, dag=dag)
+        dag_text = render_dag(plan, packs=packer.packs, submits=submits, done=done, dag=dag)
         _write_bytes(stage / names.dag_file(plan.name), dag_text.encode())
         manifest = _manifest(plan, python=python, done=done, versions=versions,
-                             digests=digests)
+                             digests=digests, packs=packer.packs)
         manifest["submit"] = sorted({f for f, _, _ in submits.values()})
         manifest["delivery"] = delivery.describe()
         # one line: json's C encoder is used only without indent (100k nodes)
@@ -425,16 +489,19 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
             os.rename(stage, path)
             stage = None
         else:
-            _merge_into(stage, path, plan.name)
+            # a DAG that may still run on the pool reads the old packs: keep them
+            _merge_into(stage, path, plan.name, packer.files if pool is None else None)
         return manifest
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def _merge_into(stage: Path, path: Path, name: str) -> None:
+def _merge_into(stage: Path, path: Path, name: str, packs: set) -> None:
     """Move a staged update into an existing workflow: content files first,
-    then the files that describe the workflow, the manifest last."""
+    then the files that describe the workflow, the manifest last; then delete
+    the payload packs no node names any more (``packs``: the ones in use;
+    None: delete nothing)."""
     for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
         (path / d).mkdir(exist_ok=True)
         for f in (stage / d).iterdir():
@@ -448,3 +515,26 @@ def _merge_into(stage: Path, path: Path, name: str) -> None:
     for f in described + [names.dag_file(name), names.MANIFEST]:
         os.replace(stage / f, path / f)
     assert dag.exists()
+    for f in (path / names.NODES_DIR).iterdir() if packs is not None else ():
+        if f"{names.NODES_DIR}/{f.name}" not in packs:
+            f.unlink()
+
+
+def _pool_dag(path: Path, name: str):
+    """None when no DAG from ``path`` was submitted to a pool, or it finished
+    (its node status file says so, or ``condor_q`` no longer lists it); else
+    (DAGMan job id, True: ``condor_q`` lists it, None: cannot tell here)."""
+    from .condor import Condor, CondorCommandError, available, read_cluster, read_status_file
+
+    cluster = read_cluster(path)
+    if cluster is None:
+        return None
+    state = read_status_file(path / f"{name}.status")
+    if state is not None and state.finished:
+        return None
+    if not available():
+        return cluster, None
+    try:
+        return (cluster, True) if Condor().query(cluster).dagman is not None else None
+    except CondorCommandError:
+        return cluster, None

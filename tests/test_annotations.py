@@ -45,11 +45,12 @@ def test_render_node_settings_exact_lines():
     (node,) = plan.nodes.values()
     n = node.name
     dag = dag_settings(maxjobs={"db": 3}, dag_config={"DAGMAN_MAX_JOBS_IDLE": 500}, dot=True)
-    text = render_dag(plan, dag=dag)
+    text = render_dag(plan, packs={n: "nodes/pack_0.pkl"}, dag=dag)
     body = [l for l in text.splitlines() if l and not l.startswith("#")]
     assert body == [
         f"JOB {n} demo.sub",
-        f'VARS {n} dcd_inputs="nodes/{n}.pkl" dcd_outputs="results/{n}.pkl"',
+        f'VARS {n} dcd_inputs="nodes/pack_0.pkl" dcd_outputs="results/{n}.pkl" '
+        'dcd_payload="nodes/pack_0.pkl"',
         f'VARS {n} state="Wisconsin" q="a \\"b\\""',
         f"RETRY {n} 2 UNLESS-EXIT 3",
         f"PRIORITY {n} 5",
@@ -220,7 +221,7 @@ def test_shell_jobs_with_ordering(tmp_path):
     vars_line = next(l for l in wf.dag_path.read_text().splitlines()
                      if l.startswith(f"VARS {child} dcd_inputs"))
     inputs = vars_line.split('dcd_inputs="')[1].split('"')[0]
-    assert inputs == f"nodes/{child}.pkl"  # ordering only: no result transferred
+    assert inputs == wf.nodes[child]["payload"]  # ordering only: no result transferred
     wf.run()
     assert wf.result() == 0
     assert out.read_text() == "one\nTWO\n"

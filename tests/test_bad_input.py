@@ -21,6 +21,7 @@ from dask_condordag import (
     WorkflowExistsError, names,
 )
 
+from .payloads import edit_payload
 from .helpers import inc
 
 
@@ -193,12 +194,13 @@ def test_not_a_workflow(tmp_path):
 
 
 def _rewrite_payload_meta(wf, **changes):
-    for node in wf.nodes:
-        p = wf.path / names.payload_file(node)
-        data = p.read_bytes()
+    def edit(data):
         head, body = data[len(names.PAYLOAD_MAGIC):].split(b"\n", 1)
         meta = {**json.loads(head), **changes}
-        p.write_bytes(names.PAYLOAD_MAGIC + json.dumps(meta).encode() + b"\n" + body)
+        return names.PAYLOAD_MAGIC + json.dumps(meta).encode() + b"\n" + body
+
+    for node in wf.nodes:
+        edit_payload(wf, node, edit)
 
 
 def test_python_version_mismatch_is_reported_by_the_worker(tmp_path):

@@ -402,6 +402,12 @@ def test_ctrl_c_leaves_dag_running(fake, tmp_path, monkeypatch, capsys):
     assert f"dask_condordag.Workflow.open({str(wf.path)!r}).wait()" in err
     assert f"dask-condordag remove {wf.path}" in err
     assert wf.status()["dagman"] == "running"
+    # writing the workflow again under the running DAG is refused, nothing changes
+    before = sorted(p.name for p in (wf.path / "nodes").iterdir())
+    with pytest.raises(dask_condordag.WorkflowExistsError,
+                       match="running on the pool .*DAGMan job 1001"):
+        dask_condordag.write(delayed(time.sleep)(31), path=wf.path, name="wf")
+    assert sorted(p.name for p in (wf.path / "nodes").iterdir()) == before
 
 
 def test_wait_on_unsubmitted_workflow(tmp_path):

@@ -94,7 +94,7 @@ def test_shared_mode_submit_description(tmp_path):
         assert job["universe"] == "vanilla"
         assert job["executable"] == sys.executable
         assert job["transfer_executable"] == "false"
-        assert job["arguments"] == f'"{names.WORKER} {node} 0"'
+        assert job["arguments"] == f'"{names.WORKER} {node} 0 {wf.nodes[node]["payload"]}"'
         assert job["should_transfer_files"] == "YES"
         assert job["environment"] is None and job["container_image"] is None
         assert delivery.ZIP not in job["transfer_input_files"]
@@ -108,9 +108,9 @@ def test_transfer_mode_submit_description(tmp_path):
         assert job["universe"] == "vanilla"
         assert job["executable"] == "/opt/py311/bin/python3"
         assert job["transfer_executable"] == "false"
-        assert job["arguments"] == f'"{delivery.BOOT} {node} 0"'
+        assert job["arguments"] == f'"{delivery.BOOT} {node} 0 {wf.nodes[node]["payload"]}"'
         files = job["transfer_input_files"].split(",")
-        assert files[:4] == [names.WORKER, delivery.BOOT, delivery.ZIP, names.payload_file(node)]
+        assert files[:4] == [names.WORKER, delivery.BOOT, delivery.ZIP, wf.nodes[node]["payload"]]
         assert job["environment"] == '"PYTHONNOUSERSITE=1"'
         assert job["should_transfer_files"] == "YES"
     with zipfile.ZipFile(wf.path / delivery.ZIP) as z:
@@ -128,7 +128,7 @@ def test_container_mode_and_shared_filesystem_submit_description(tmp_path):
         assert job["container_image"] == "docker://python:3.11-slim"
         assert job["executable"] == "/usr/local/bin/python3"
         assert job["transfer_executable"] == "false"
-        assert job["arguments"] == f'"{names.WORKER} {node} 0"'
+        assert job["arguments"] == f'"{names.WORKER} {node} 0 {wf.nodes[node]["payload"]}"'
         assert job["should_transfer_files"] == "IF_NEEDED"
         assert job["transfer_input_files"].split(",")[0] == names.WORKER
 

@@ -14,6 +14,7 @@ from dask import delayed
 import dask_condordag
 from dask_condordag import CorruptResultError, names
 
+from .payloads import edit_payload, payload
 from .helpers import inc
 
 SCRIPT = textwrap.dedent('''
@@ -161,10 +162,19 @@ def test_damaged_outputs_pkl_is_refused(tmp_path):
 def test_damaged_payload_is_reported_by_the_worker(tmp_path):
     wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf")
     (node,) = wf.nodes
-    payload = wf.path / names.payload_file(node)
-    payload.write_bytes(payload.read_bytes()[:-2])
+    edit_payload(wf, node, lambda data: data[:-2])
     assert not wf.run().ok
     with pytest.raises(Exception, match="damaged or truncated"):
+        wf.result()
+
+
+def test_damaged_pack_index_is_reported_by_the_worker(tmp_path):
+    wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf")
+    (node,) = wf.nodes
+    p = wf.path / wf.nodes[node]["payload"]
+    p.write_bytes(p.read_bytes().replace(b'":[0,', b'":[0;', 1))
+    assert not wf.run().ok
+    with pytest.raises(Exception, match="index of payload pack .* is damaged"):
         wf.result()
 
 
@@ -173,7 +183,7 @@ def test_manifest_records_payload_checksums(tmp_path):
 
     wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf")
     for node, info in wf.nodes.items():
-        data = (wf.path / names.payload_file(node)).read_bytes()
+        data = payload(wf, node)
         head, body = data[len(names.PAYLOAD_MAGIC):].split(b"\n", 1)
         assert json.loads(head)["sha256"] == hashlib.sha256(body).hexdigest()
         assert info["sha256"] == hashlib.sha256(data).hexdigest()

@@ -10,8 +10,7 @@ def test_shim_constants_agree_with_names():
     assert worker.PAYLOAD_MAGIC == names.PAYLOAD_MAGIC
     assert worker.RESULT_OK == names.RESULT_OK
     assert worker.RESULT_ERR == names.RESULT_ERR
-    assert worker.NODES_DIR == names.NODES_DIR
-    assert names.payload_file("n") == f"{worker.NODES_DIR}/n.pkl"
+    assert worker.PACK_MAGIC == names.PACK_MAGIC
 
 
 def test_shim_imports_only_the_standard_library_at_top():

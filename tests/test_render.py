@@ -22,16 +22,19 @@ def test_render_dag_exact_lines():
     g = read_graph({"a": (inc, 1), "b": (inc, 2), "c": (add, "a", "b")}, ["c"])
     plan = make_plan(g, name="demo")
     a, b, c = (t.name for n in plan.nodes.values() for t in n.tasks)
-    text = render_dag(plan, done={a})
+    packs = {a: "nodes/pack_1.pkl", b: "nodes/pack_1.pkl", c: "nodes/pack_2.pkl"}
+    text = render_dag(plan, packs=packs, done={a})
     body = [l for l in text.splitlines() if l and not l.startswith("#")]
     assert body == [
         f"JOB {a} demo.sub DONE",
-        f'VARS {a} dcd_inputs="nodes/{a}.pkl" dcd_outputs="results/{a}.pkl"',
+        f'VARS {a} dcd_inputs="nodes/pack_1.pkl" dcd_outputs="results/{a}.pkl" '
+        'dcd_payload="nodes/pack_1.pkl"',
         f"JOB {b} demo.sub",
-        f'VARS {b} dcd_inputs="nodes/{b}.pkl" dcd_outputs="results/{b}.pkl"',
+        f'VARS {b} dcd_inputs="nodes/pack_1.pkl" dcd_outputs="results/{b}.pkl" '
+        'dcd_payload="nodes/pack_1.pkl"',
         f"JOB {c} demo.sub",
-        f'VARS {c} dcd_inputs="nodes/{c}.pkl,results/{a}.pkl,results/{b}.pkl" '
-        f'dcd_outputs="results/{c}.pkl"',
+        f'VARS {c} dcd_inputs="nodes/pack_2.pkl,results/{a}.pkl,results/{b}.pkl" '
+        f'dcd_outputs="results/{c}.pkl" dcd_payload="nodes/pack_2.pkl"',
         f"PARENT {a} {b} CHILD {c}",
         "NODE_STATUS_FILE demo.status 30",
         "JOBSTATE_LOG demo.jobstate.log",
@@ -78,12 +81,13 @@ def test_submit_descriptions_expand_with_htcondor(tmp_path):
         assert job["universe"] == "vanilla"
         assert job["executable"] == sys.executable
         assert job["transfer_executable"] == "false"
-        assert job["arguments"] == f'"{names.WORKER} {node} 0"'  # $(Process) of queue 1
+        pack = info["payload"]
+        assert job["arguments"] == f'"{names.WORKER} {node} 0 {pack}"'  # $(Process) of queue 1
         assert job["should_transfer_files"] == "YES"
         assert job["when_to_transfer_output"] == "ON_EXIT"
         assert job["preserve_relative_paths"] == "true"
         inputs = job["transfer_input_files"].split(",")
-        assert inputs[:2] == [names.WORKER, names.payload_file(node)]
+        assert inputs[:2] == [names.WORKER, pack]
         parents = info["parents"]
         assert sorted(inputs[2:]) == sorted(
             f for p in parents for fs in wf.nodes[p]["outputs"].values() for f in fs)
@@ -104,10 +108,11 @@ def test_fast_node_lines_equal_the_general_ones():
     plan = make_plan(g, name="demo")
     subs = submit_files(plan)
     done = {next(iter(plan.nodes))}
+    packs = {n: f"nodes/pack_{i // 2}.pkl" for i, n in enumerate(plan.nodes)}
     general = []
     for node in plan.nodes.values():
         general += _node_lines(node, subs[node.name][0], node.name in done,
-                               node_vars(plan, node))
-    text = render_dag(plan, submits=subs, done=done)
+                               node_vars(plan, node, packs[node.name]))
+    text = render_dag(plan, packs=packs, submits=subs, done=done)
     got = [l for l in text.splitlines() if l.startswith(("JOB ", "VARS "))]
     assert got == general

@@ -1,5 +1,5 @@
 """The worker shim, run in a fresh interpreter with a controlled environment,
-exactly as a job runs it: ``python bin/dask_condordag_worker.py NODE`` in a
+exactly as a job runs it: ``python bin/dask_condordag_worker.py NODE PROC PACK`` in a
 scratch directory holding only the transferred files."""
 
 import json
@@ -15,6 +15,7 @@ import dask_condordag
 from dask_condordag import names
 from dask_condordag.results import read_error, read_result
 
+from .payloads import edit_payload
 from .helpers import add, boom, inc
 
 
@@ -31,9 +32,10 @@ def _scratch_for(wf, node, tmp_path):
     return scratch
 
 
-def _run_shim(scratch, node, env=None):
+def _run_shim(wf, scratch, node, env=None):
     return subprocess.run(
-        [sys.executable, names.WORKER, node], cwd=scratch, capture_output=True, text=True,
+        [sys.executable, names.WORKER, node, "0", wf.nodes[node]["payload"]], cwd=scratch, capture_output=True,
+        text=True,
         env=env if env is not None else {"PATH": os.environ.get("PATH", "")},
     )
 
@@ -48,10 +50,10 @@ def test_shim_runs_without_dask(tmp_path):
     wf = dask_condordag.write(x, path=tmp_path / "wf")
     first = next(n for n, info in wf.nodes.items() if not info["parents"])
     scratch = _scratch_for(wf, first, tmp_path)
-    proc = _run_shim(scratch, first, env={"PYTHONPATH": str(fake)})
+    proc = _run_shim(wf, scratch, first, env={"PYTHONPATH": str(fake)})
     assert proc.returncode == 0, proc.stderr
     assert "host" in proc.stderr and "Python" in proc.stderr
-    assert f"nodes/{first}.pkl" in proc.stderr  # the scratch listing
+    assert wf.nodes[first]["payload"] in proc.stderr  # the scratch listing
     ((out,),) = wf.nodes[first]["outputs"].values()
     assert read_result(scratch / out) == 2
 
@@ -61,7 +63,7 @@ def test_shim_failure_writes_report_and_exits_nonzero(tmp_path):
     wf = dask_condordag.write(x, path=tmp_path / "wf")
     (node,) = wf.nodes
     scratch = _scratch_for(wf, node, tmp_path)
-    proc = _run_shim(scratch, node)
+    proc = _run_shim(wf, scratch, node)
     assert proc.returncode == 1
     ((out,),) = wf.nodes[node]["outputs"].values()
     report = read_error(scratch / out)
@@ -80,8 +82,9 @@ def test_shim_reports_missing_input(tmp_path):
     (scratch / "nodes").mkdir(parents=True)
     (scratch / "bin").mkdir()
     shutil.copyfile(wf.path / names.WORKER, scratch / names.WORKER)
-    shutil.copyfile(wf.path / names.payload_file(child), scratch / names.payload_file(child))
-    proc = _run_shim(scratch, child)
+    pack = wf.nodes[child]["payload"]
+    shutil.copyfile(wf.path / pack, scratch / pack)
+    proc = _run_shim(wf, scratch, child)
     assert proc.returncode == 1
     ((out,),) = wf.nodes[child]["outputs"].values()
     report = read_error(scratch / out)  # the output exists even so: no hold on a pool
@@ -93,13 +96,15 @@ def test_shim_refuses_python_version_mismatch(tmp_path):
     wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf")
     (node,) = wf.nodes
     scratch = _scratch_for(wf, node, tmp_path)
-    payload = scratch / names.payload_file(node)
-    data = payload.read_bytes()
-    head, rest = data[len(names.PAYLOAD_MAGIC):].split(b"\n", 1)
-    meta = json.loads(head)
-    meta["python"] = "2.7"
-    payload.write_bytes(names.PAYLOAD_MAGIC + json.dumps(meta).encode() + b"\n" + rest)
-    proc = _run_shim(scratch, node)
+
+    def edit(data):
+        head, rest = data[len(names.PAYLOAD_MAGIC):].split(b"\n", 1)
+        meta = json.loads(head)
+        meta["python"] = "2.7"
+        return names.PAYLOAD_MAGIC + json.dumps(meta).encode() + b"\n" + rest
+
+    edit_payload(wf, node, edit, root=scratch)
+    proc = _run_shim(wf, scratch, node)
     assert proc.returncode == 1
     ((out,),) = wf.nodes[node]["outputs"].values()
     assert "Python version mismatch" in read_error(scratch / out)["message"]

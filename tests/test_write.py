@@ -26,8 +26,10 @@ def test_layout_and_manifest(tmp_path):
         assert (p / rel).is_file(), rel
     for d in ("nodes", "results", "logs", "data"):
         assert (p / d).is_dir()
-    assert len(list((p / "nodes").iterdir())) == 3
     m = json.loads((p / names.MANIFEST).read_text())
+    # the three payloads share one pack, which every node names
+    (pack,) = (p / "nodes").iterdir()
+    assert {info["payload"] for info in m["nodes"].values()} == {f"nodes/{pack.name}"}
     assert m["format"] == names.MANIFEST_FORMAT and m["name"] == "mytest"
     assert set(m["versions"]) == {"python", "dask", "cloudpickle", "dask_condordag"}
     assert m["versions"]["dask"] == dask.__version__
@@ -110,6 +112,41 @@ def test_same_workflow_again_keeps_results_and_marks_done(tmp_path):
     assert wf2.result() == 103
     for name, mtime in results.items():  # never rewritten
         assert (wf.path / "results" / name).stat().st_mtime_ns == mtime
+
+
+def test_payloads_travel_in_packs(tmp_path):
+    from .payloads import payload
+
+    xs = [delayed(inc)(i) for i in range(150)]
+    big = delayed(len)(b"x" * (names.PACK_ALONE + 1))  # a literal argument, in its payload
+    wf = dask_condordag.write(xs, big, path=tmp_path / "wf")
+    packs = {}
+    for node, info in wf.nodes.items():
+        packs.setdefault(info["payload"], []).append(node)
+        assert len(payload(wf, node)) > 0
+    assert sorted(map(len, packs.values())) == [1, 22, 64, 64]  # 150 = 64 + 64 + 22
+    (alone,) = [n for n in packs.values() if len(n) == 1]
+    assert wf.nodes[alone[0]]["tasks"] == {alone[0]: repr(big.key)}
+    assert {f"nodes/{f.name}" for f in (wf.path / "nodes").iterdir()} == set(packs)
+    lines = wf.dag_path.read_text().splitlines()
+    for node, info in wf.nodes.items():  # the DAG names each node's own pack
+        (vars_,) = [l for l in lines if l.startswith(f"VARS {node} ")]
+        assert f'dcd_payload="{info["payload"]}"' in vars_
+        assert f'dcd_inputs="{info["payload"]}' in vars_
+    assert wf.run().ok
+    assert wf.result() == (list(range(1, 151)), names.PACK_ALONE + 1)
+
+
+def test_rewrite_deletes_the_packs_no_node_names(tmp_path):
+    wf = dask_condordag.write([delayed(inc)(1), delayed(inc)(2)], path=tmp_path / "wf")
+    assert wf.run().ok
+    (old,) = (wf.path / "nodes").iterdir()
+    wf2 = dask_condordag.write([delayed(inc)(1), delayed(inc)(3)], path=tmp_path / "wf",
+                               name="wf")
+    assert len(wf2.manifest["reused"]) == 1
+    (new,) = (wf.path / "nodes").iterdir()
+    assert new.name != old.name
+    assert wf2.run().ok and wf2.result() == [2, 4]
 
 
 def test_compute_twice_runs_nothing_the_second_time(tmp_path):

@@ -1,0 +1,17 @@
+"""Reading and changing one node's payload inside its pack (tests only)."""
+
+from dask_condordag.write import pack_bytes, read_pack
+
+
+def payload(wf, node) -> bytes:
+    """The payload bytes of ``node`` in the workflow ``wf``."""
+    return read_pack((wf.path / wf.nodes[node]["payload"]).read_bytes())[node]
+
+
+def edit_payload(wf, node, edit, root=None) -> None:
+    """Replace ``node``'s payload by ``edit(payload)`` in its pack file, in the
+    workflow directory or in ``root`` (a copy of it, e.g. a scratch dir)."""
+    p = (root or wf.path) / wf.nodes[node]["payload"]
+    parts = read_pack(p.read_bytes())
+    parts[node] = edit(parts[node])
+    p.write_bytes(pack_bytes(list(parts), list(parts.values())))
