@@ -156,8 +156,10 @@ class Tokenizer:
 _MISSING = object()
 
 
+@functools.cache
 def _prefixes() -> tuple[str, ...]:
-    """Where installed code lives: the interpreter's prefixes and site-packages."""
+    """Where installed code lives: the interpreter's prefixes and site-packages
+    (fixed for the life of the process; computing it costs ~1 ms)."""
     import site
 
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
