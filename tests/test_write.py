@@ -247,3 +247,24 @@ def test_fast_payload_header_equals_the_general_one():
             "python": v["python_minor"], "cloudpickle": v["cloudpickle"],
             "needs_cloudpickle": b"cloudpickle" in body, "max_runtime": None,
         }
+
+
+def test_packer_limits(tmp_path):
+    from dask_condordag.write import _Packer, read_pack
+
+    (tmp_path / "nodes").mkdir()
+    packer = _Packer(str(tmp_path))
+    part = names.PACK_BYTES // 5 + 1  # five of these reach the byte cap
+    assert part <= names.PACK_ALONE
+    sizes = {"a": part, "b": part, "c": part, "d": part, "e": part, "f": 10,
+             "g": names.PACK_ALONE + 1, "h": 10}
+    for node, size in sizes.items():
+        packer.add(node, b"x" * size)
+    packer.flush()
+    groups = {}
+    for node, rel in packer.packs.items():
+        groups.setdefault(rel, []).append(node)
+    assert sorted(groups.values()) == [["a", "b", "c", "d", "e"], ["f", "h"], ["g"]]
+    for rel, members in groups.items():
+        got = read_pack((tmp_path / rel).read_bytes())
+        assert {n: len(b) for n, b in got.items()} == {n: sizes[n] for n in members}
