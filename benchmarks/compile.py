@@ -19,11 +19,9 @@ costs 50-90 us on a VM disk, which alone used to cap the rate near 15,000/s.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 SHAPES = ("independent", "chains", "fanin")
 

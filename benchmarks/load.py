@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 
-import dask
 from dask import delayed
 
 import dask_condordag

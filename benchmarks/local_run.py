@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 
-import dask
 from dask import delayed
 
 import dask_condordag

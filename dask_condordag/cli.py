@@ -217,7 +217,6 @@ def _read_payload(node, pack):
 
 
 def _cmd_inspect(args) -> int:
-    from . import names
     from .results import is_error, is_ok, read_error, read_result, remote_traceback
 
     wf = _open(args.path)

@@ -365,9 +365,8 @@ class _Packer:
     def _write(self, nodes: list, parts: list) -> None:
         data = pack_bytes(nodes, parts)
         rel = names.pack_file(hashlib.sha256(data).hexdigest())
-        if rel not in self.files:  # (the same content twice: the same file)
-            _write_bytes(f"{self.root}/{rel}", data)
-            self.files.add(rel)
+        _write_bytes(f"{self.root}/{rel}", data)
+        self.files.add(rel)
         for n in nodes:
             self.packs[n] = rel
 
@@ -438,7 +437,6 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
             (stage / d).mkdir(mode=dmode)
         cache: dict = {}
         digests: dict = {}
-        sdir = str(stage)
         # (writing on background threads was measured: twice as slow, GIL and
         # file-system contention; one thread it is)
         with _by_value(by_value | {"dask_condordag.jobs"}):
@@ -521,20 +519,21 @@ def _merge_into(stage: Path, path: Path, name: str, packs: set) -> None:
 
 
 def _pool_dag(path: Path, name: str):
-    """None when no DAG from ``path`` was submitted to a pool, or it finished
-    (its node status file says so, or ``condor_q`` no longer lists it); else
-    (DAGMan job id, True: ``condor_q`` lists it, None: cannot tell here)."""
+    """None when no DAG from ``path`` was submitted to a pool, or it is gone
+    (``condor_q`` no longer lists it; where condor_q cannot be asked, its node
+    status file says it finished); else (DAGMan job id, True: ``condor_q``
+    lists it, None: cannot tell here)."""
     from .condor import Condor, CondorCommandError, available, read_cluster, read_status_file
 
     cluster = read_cluster(path)
     if cluster is None:
         return None
+    if available():
+        try:
+            return (cluster, True) if Condor().query(cluster).dagman is not None else None
+        except CondorCommandError:
+            pass
     state = read_status_file(path / f"{name}.status")
     if state is not None and state.finished:
         return None
-    if not available():
-        return cluster, None
-    try:
-        return (cluster, True) if Condor().query(cluster).dagman is not None else None
-    except CondorCommandError:
-        return cluster, None
+    return cluster, None
