@@ -325,16 +325,6 @@ def pack_bytes(nodes: list, payloads: list) -> bytes:
     return b"".join([names.PACK_MAGIC, ("{%s}\n" % ",".join(index)).encode("ascii"), *payloads])
 
 
-def read_pack(data: bytes) -> dict:
-    """node -> payload bytes of a whole pack (for tools and tests; the worker
-    reads only its own entry)."""
-    if not data.startswith(names.PACK_MAGIC):
-        raise WorkflowError("not a dask-condordag payload pack (or another format version)")
-    end = data.index(b"\n", len(names.PACK_MAGIC))
-    index = json.loads(data[len(names.PACK_MAGIC):end])
-    return {n: data[end + 1 + a:end + 1 + b] for n, (a, b) in index.items()}
-
-
 class _Packer:
     """Collects payloads into pack files (format: ``names.PACK_MAGIC``) and
     writes each when it is full. ``packs``: node name -> pack file."""

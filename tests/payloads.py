@@ -1,6 +1,17 @@
 """Reading and changing one node's payload inside its pack (tests only)."""
 
-from dask_condordag.write import pack_bytes, read_pack
+import json
+
+from dask_condordag import names
+from dask_condordag.write import pack_bytes
+
+
+def read_pack(data: bytes) -> dict:
+    """node -> payload bytes of a whole pack (the worker reads only its own entry)."""
+    assert data.startswith(names.PACK_MAGIC)
+    end = data.index(b"\n", len(names.PACK_MAGIC))
+    index = json.loads(data[len(names.PACK_MAGIC):end])
+    return {n: data[end + 1 + a:end + 1 + b] for n, (a, b) in index.items()}
 
 
 def payload(wf, node) -> bytes:

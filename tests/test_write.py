@@ -250,7 +250,9 @@ def test_fast_payload_header_equals_the_general_one():
 
 
 def test_packer_limits(tmp_path):
-    from dask_condordag.write import _Packer, read_pack
+    from dask_condordag.write import _Packer
+
+    from .payloads import read_pack
 
     (tmp_path / "nodes").mkdir()
     packer = _Packer(str(tmp_path))
