@@ -47,6 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .exceptions import PlanError
+from .render import OUR_MACROS
 
 __all__ = ["NodeSettings", "node_settings", "DagSettings", "dag_settings", "merge_condor",
            "annotate", "OWNED_COMMANDS"]
@@ -63,9 +64,10 @@ OWNED_COMMANDS = frozenset({
 })
 
 #: macro names DAGMan or we define for every node: a ``vars`` annotation may not set them
-RESERVED_VARS = frozenset({"job", "retry", "dag_status", "failed_count", "dcd_inputs",
-                           "dcd_outputs", "process", "procid", "cluster", "clusterid",
-                           "dollar"})
+# DAGMan's and the submit language's own, and the per-node macros our submit
+# descriptions use (render.py)
+RESERVED_VARS = frozenset({"job", "retry", "dag_status", "failed_count", "process", "procid",
+                           "cluster", "clusterid", "dollar"} | {m.lower() for m in OUR_MACROS})
 
 _RESOURCES = {
     "cpus": "request_cpus", "cpu": "request_cpus",

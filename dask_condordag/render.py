@@ -70,7 +70,7 @@ def render_vars(node: str, pairs: Iterable[tuple[str, str]], raw: frozenset = fr
         f'{k}="{v}"' if k in raw else f"{k}={vars_value(v)}" for k, v in pairs)
 
 
-_OURS = frozenset({INPUTS_MACRO, OUTPUTS_MACRO, PAYLOAD_MACRO})
+OUR_MACROS = frozenset({INPUTS_MACRO, OUTPUTS_MACRO, PAYLOAD_MACRO})
 
 
 def node_vars(plan, node, pack: str) -> list[tuple[str, str]]:
@@ -106,7 +106,7 @@ def submit_files(plan) -> dict:
 def _node_lines(node, submit: str, done: bool, vars_: list) -> list:
     s = node.settings
     n = node.name
-    lines = [f"JOB {n} {submit}" + (" DONE" if done else ""), render_vars(n, vars_, _OURS)]
+    lines = [f"JOB {n} {submit}" + (" DONE" if done else ""), render_vars(n, vars_, OUR_MACROS)]
     if s.vars:
         lines.append(render_vars(n, s.vars))
     if s.retry:

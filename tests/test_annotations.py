@@ -284,6 +284,8 @@ BAD = [
     ({"condor": {"vars": {"QUEUEX": "x"}}}, "start with 'queue'"),
     ({"condor": {"vars": {"1x": "x"}}}, "not starting with a digit"),
     ({"condor": {"vars": {"JOB": "x"}}}, "defined by DAGMan"),
+    ({"condor": {"vars": {"dcd_payload": "x"}}}, "defined by DAGMan or dask-condordag"),
+    ({"condor": {"vars": {"dcd_inputs": "x"}}}, "defined by DAGMan or dask-condordag"),
     ({"condor": {"vars": {"x": "a\nb"}}}, "line break"),
     ({"condor": {"vars": {"x": "a\rb"}}}, "line break"),
     ({"condor": {"vars": {"x": [1, 2]}}}, "give a string or a number"),
