@@ -142,7 +142,8 @@ def materialize(dsk) -> tuple[dict, dict]:
             by_name = dsk.__dask_annotations__()
         for name, values in by_name.items():
             for k, v in values.items():
-                annotations.setdefault(k, {})[name] = v
+                if not _is_tombstone(v):
+                    annotations.setdefault(k, {})[name] = v
         return graph, annotations
     for hlg in hlgs:
         for layer in hlg.layers.values():
@@ -150,10 +151,27 @@ def materialize(dsk) -> tuple[dict, dict]:
             if layer.annotations:
                 for name, value in layer.annotations.items():
                     for k in layer:
-                        annotations.setdefault(k, {})[name] = (
-                            value(k) if callable(value) else value
-                        )
+                        v = value(k) if callable(value) else value
+                        if not _is_tombstone(v):
+                            annotations.setdefault(k, {})[name] = v
     return graph, annotations
+
+
+def _is_tombstone(value) -> bool:
+    """Is ``value`` dask's "no annotation for this key" placeholder?
+
+    When a delayed call gets collections inside a container argument
+    (``delayed(f)([a, b])``), dask finalizes them into one layer per collection
+    whose annotations are callables returning ``_AnnotationsTombstone()`` for
+    the keys that had none (dask/delayed.py ``_finalize_args_collections``);
+    dask itself filters them out in ``_HLGExprSequence.__dask_annotations__``
+    (dask/_expr.py). It is never a value the user gave.
+    """
+    try:
+        from dask._expr import _AnnotationsTombstone
+    except ImportError:  # pragma: no cover - dask versions before the placeholder
+        return False
+    return isinstance(value, _AnnotationsTombstone)
 
 
 def _unoptimized_hlgs(expr):

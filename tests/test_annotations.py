@@ -365,3 +365,72 @@ def test_memory_units():
     assert node_settings({"resources": {"memory": 2**30}}).submit == (("request_memory", "1024"),)
     assert node_settings({"resources": {"MEMORY": "512MiB"}}).submit == (("request_memory", "512"),)
     assert node_settings({"resources": {"CPU": 4.0}}).submit == (("request_cpus", "4"),)
+
+
+# -- annotations of collections inside container arguments (issue 9, item 3) ----
+# dask finalizes collections found inside a container argument (delayed(f)([a, b]))
+# into one layer each, whose annotations give dask's _AnnotationsTombstone for the
+# keys that had none. They must read as "no annotation", never as a value.
+
+
+def negate(x):
+    return -x
+
+
+def double(x):
+    return 2 * x
+
+
+def _by_prefix(wf) -> dict:
+    dag = parse_dag(wf.dag_path.read_text(), str(wf.dag_path))
+    return {name.rsplit("_", 1)[0]: node for name, node in dag.nodes.items()}
+
+
+def test_annotated_task_inside_a_list_argument_computes():
+    with dask.annotate(retries=2):
+        a = delayed(abs)(-1)
+    b = delayed(abs)(-2)
+    assert delayed(sum)([a, b]).compute(scheduler="condordag", run="local", path="w") == 3
+
+
+def test_per_key_annotations_inside_a_list_keep_their_own_values():
+    with dask.annotate(retries=2):
+        a = delayed(inc)(1)
+    with dask.annotate(retries=4, condor={"category": "db"}):
+        b = delayed(negate)(1)
+    c = delayed(double)(1)
+    wf = dask_condordag.write(delayed(sum)([a, b, c]), path="wf")
+    nodes = _by_prefix(wf)
+    assert (nodes["inc"].retry, nodes["inc"].category) == (2, None)
+    assert (nodes["negate"].retry, nodes["negate"].category) == (4, "db")
+    assert (nodes["double"].retry, nodes["double"].category) == (0, None)
+    wf.run()
+    assert wf.result() == 2 - 1 + 2
+
+
+def test_compute_time_annotations_fill_in_keys_without_their_own_inside_a_list():
+    with dask.annotate(retries=2):
+        a = delayed(inc)(1)
+    b = delayed(negate)(1)
+    with dask.annotate(retries=5, condor={"category": "outer"}):
+        wf = dask_condordag.write(delayed(sum)([a, b]), path="wf")
+    nodes = _by_prefix(wf)
+    assert (nodes["inc"].retry, nodes["inc"].category) == (2, "outer")  # its own wins
+    assert (nodes["negate"].retry, nodes["negate"].category) == (5, "outer")  # the default
+
+
+def test_annotations_inside_nested_containers():
+    with dask.annotate(condor={"category": "deep", "vars": {"v": "1"}}):
+        a = delayed(inc)(1)
+    with dask.annotate(priority=3):
+        b = delayed(negate)(2)
+    c = delayed(double)(3)
+    arg = {"x": [a, (b, {"y": [c]})], "z": 1}
+    total = delayed(lambda d: d["x"][0] + d["x"][1][0] + d["x"][1][1]["y"][0] + d["z"])(arg)
+    wf = dask_condordag.write(total, path="wf")
+    nodes = _by_prefix(wf)
+    assert (nodes["inc"].category, dict(nodes["inc"].vars)["v"]) == ("deep", "1")
+    assert nodes["negate"].priority == 3 and nodes["negate"].category is None
+    assert (nodes["double"].priority, nodes["double"].category) == (0, None)
+    wf.run()
+    assert wf.result() == 2 - 2 + 6 + 1
