@@ -11,8 +11,8 @@ Policy -- what maps to what:
 ``retries=n``                          ``RETRY node n``
 ``priority=p``                         ``PRIORITY node p``
 ``resources={"cpus": 2, "memory":      ``request_cpus = 2``, ``request_memory =
-"4GB", "gpus": 1, "disk": "10GB"}``    3815`` (MiB), ``request_gpus = 1``,
-                                       ``request_disk = 9765625`` (KiB)
+"4GB", "gpus": 1, "disk": "10GB"}``    4096`` (MiB), ``request_gpus = 1``,
+                                       ``request_disk = 10485760`` (KiB)
 ``condor={"category": "db"}``          ``CATEGORY node db`` (+ DAG-level maxjobs)
 ``condor={"vars": {"state": "WI"}}``   ``VARS node state="WI"`` (``$(state)``)
 ``condor={"submit": {...}}``           extra submit commands for the node
@@ -26,8 +26,10 @@ Policy -- what maps to what:
                                        (an error report, exit 124: RETRY applies)
 =====================================  =========================================
 
-Memory and disk accept numbers of bytes or strings with units ("4GB",
-"512MiB"), as dask's ``parse_bytes`` reads them. Nested ``dask.annotate``
+Memory and disk accept an int of bytes or a string with a unit, read as
+HTCondor's submit language reads ``request_memory = 4GB``: K, M, G, T (with or
+without B; ``KiB``... too) are powers of 1024, so "4GB" is 4096 MiB (dask's
+``parse_bytes`` would make it 3815); see :func:`_size`. Nested ``dask.annotate``
 blocks follow dask's rule: an inner ``condor=`` replaces the outer one whole.
 :func:`dask_condordag.annotate` merges instead (inner keys win; ``vars`` and
 ``submit`` are merged key by key).
@@ -129,22 +131,46 @@ def _text(key, what, value) -> str:
     return text
 
 
-def _bytes(key, what, value) -> int:
-    from dask.utils import parse_bytes
+_SIZE = re.compile(r"\s*(\d+)(?:\.(\d*))?\s*(?:([KMGT])(i?B|i)?)?\s*", re.IGNORECASE)
+_UNIT = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
+
+def _size(key, what, value, base: int) -> int:
+    """A size annotation in units of ``base`` bytes, rounded up, as HTCondor
+    reads ``request_memory`` (base 1 MiB) and ``request_disk`` (base 1 KiB).
+
+    Strings follow HTCondor's ``parse_int64_bytes`` (src/condor_utils/
+    metric_units.cpp): a number with up to three decimals that count, then
+    K, M, G or T in any case, optionally followed by B -- all powers of 1024,
+    so ``"2GB"`` is 2048 MiB. ``"2GiB"`` means the same (HTCondor itself
+    refuses the ``iB`` spelling). A number without a unit is refused: HTCondor
+    would read it in ``base`` units, dask as bytes. An int or float is bytes.
+
+    >>> _size("k", "memory", "1.5GB", 2**20), _size("k", "disk", 2**30, 2**10)
+    (1536, 1048576)
+    """
     if isinstance(value, bool):
         _fail(key, what, f"{value!r} is not a size")
     if isinstance(value, (int, float)):
-        if value < 0:
-            _fail(key, what, f"{value!r} is negative")
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return parse_bytes(value)
-        except (ValueError, KeyError) as e:
-            _fail(key, what, f"cannot read {value!r} as a size ({e}); write e.g. '4GB', "
-                             "'512MiB' or a number of bytes")
-    _fail(key, what, f"{value!r} is not a size")
+        if not value >= 0 or value == float("inf"):
+            _fail(key, what, f"{value!r} is not a size in bytes >= 0")
+        return max(1, math.ceil(value / base))
+    if not isinstance(value, str):
+        _fail(key, what, f"{value!r} is a {type(value).__name__}, not a size; write e.g. "
+                         "'4GB' or a number of bytes")
+    m = _SIZE.fullmatch(value)
+    if m is None or m.group(3) is None:
+        why = ("has no unit: HTCondor would read it as "
+               f"{'MiB' if base == 2**20 else 'KiB'} and dask as bytes"
+               if m is not None else "is not a size")
+        _fail(key, what, f"{value!r} {why}; write a number with K, M, G or T (powers of "
+                         "1024, as HTCondor reads them: '4GB' is 4096 MiB), or an int of bytes")
+    whole, decimals, unit = int(m.group(1)), m.group(2) or "", m.group(3).upper()
+    # the same arithmetic as HTCondor: three decimals, then truncate and divide
+    fract = 0.0
+    for i, d in enumerate(decimals[:3]):
+        fract += int(d) / (10.0 ** (i + 1))
+    return max(1, int((whole + fract) * _UNIT[unit] + base - 1) // base)
 
 
 def _resources(key, res) -> list:
@@ -158,9 +184,9 @@ def _resources(key, res) -> list:
                   "unknown resource; use cpus, memory, gpus or disk")
         what = f"resources[{name!r}]"
         if cmd == "request_memory":  # MiB, HTCondor's unit for request_memory
-            out[cmd] = str(max(1, math.ceil(_bytes(key, what, value) / 2**20)))
+            out[cmd] = str(_size(key, what, value, 2**20))
         elif cmd == "request_disk":  # KiB, HTCondor's unit for request_disk
-            out[cmd] = str(max(1, math.ceil(_bytes(key, what, value) / 2**10)))
+            out[cmd] = str(_size(key, what, value, 2**10))
         else:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)

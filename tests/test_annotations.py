@@ -113,10 +113,10 @@ def test_resources_and_submit_commands_expand_to_job_attributes(htcondor2):
                        "request_disk", "requirements", "My.ProjectName", "accounting_group",
                        "container_image")
     assert got == {
-        "request_memory": "3815",  # 4e9 bytes in MiB, rounded up
+        "request_memory": "4096",  # MiB: 4GB is 4 * 1024 MiB, as HTCondor reads it
         "request_cpus": "2",
         "request_gpus": "1",
-        "request_disk": "9765625",  # KiB
+        "request_disk": "10485760",  # KiB: 10 * 1024**2
         "requirements": 'OpSysAndVer == "AlmaLinux9"',
         "My.ProjectName": '"LIGO"',
         "accounting_group": "group_ligo.user",
@@ -291,7 +291,7 @@ BAD = [
     ({"condor": {"vars": {"x": [1, 2]}}}, "give a string or a number"),
     ({"condor": {"submit": {"requirements": "a\nqueue 5"}}}, "line break"),
     ({"resources": {"bananas": 3}}, "resources.*bananas.*unknown resource"),
-    ({"resources": {"memory": "lots"}}, "memory.*cannot read 'lots'"),
+    ({"resources": {"memory": "lots"}}, "memory.*'lots' is not a size"),
     ({"resources": {"cpus": -2}}, "below 0"),
     ({"condor": {"processes": 0}}, "processes.*below 1"),
     ({"condor": {"processes": "4"}}, "processes.*not a whole number"),
@@ -434,3 +434,85 @@ def test_annotations_inside_nested_containers():
     assert (nodes["double"].priority, nodes["double"].category) == (0, None)
     wf.run()
     assert wf.result() == 2 - 2 + 6 + 1
+
+
+# -- sizes as HTCondor reads them (issue 9, item 9) -----------------------------
+# value -> (request_memory in MiB, request_disk in KiB), as condor_submit 25.14
+# reads ``request_memory = value`` (the iB spellings as their B twins)
+SIZES = [
+    ("2GB", 2048, 2097152),
+    ("2GiB", 2048, 2097152),
+    ("2000MB", 2000, 2048000),
+    ("512M", 512, 524288),
+    ("1.5GB", 1536, 1572864),
+    ("2 gb", 2048, 2097152),
+    ("3Gi", 3072, 3145728),
+    ("2.2M", 3, 2253),
+    ("0.5M", 1, 512),
+    ("1024K", 1, 1024),
+    ("1.0001GB", 1024, 1048576),  # HTCondor reads three decimals
+    ("1T", 1048576, 1073741824),
+    ("4k", 1, 4),
+    (2**31, 2048, 2097152),  # an int is bytes
+    (1000, 1, 1),
+    (1.5e9, 1431, 1464844),
+]
+
+
+@pytest.mark.parametrize("value,mib,kib", SIZES, ids=[repr(v[0]) for v in SIZES])
+def test_sizes_are_read_as_htcondor_reads_them(value, mib, kib):
+    got = node_settings({"resources": {"memory": value, "disk": value}}, key="k").submit
+    assert got == (("request_disk", str(kib)), ("request_memory", str(mib)))
+
+
+def _condor_submit():
+    import shutil
+
+    found = shutil.which("condor_submit")
+    if found:
+        return found, dict(os.environ)
+    prefix = os.environ.get("DCD_CONDOR_PREFIX", "/opt/dcd-htcondor")
+    exe, config = f"{prefix}/bin/condor_submit", f"{prefix}/etc/condor_config"
+    if not (os.path.exists(exe) and os.path.exists(config)):
+        pytest.skip("condor_submit is not installed here")
+    return exe, {**os.environ, "CONDOR_CONFIG": config}
+
+
+def test_sizes_agree_with_condor_submit(tmp_path):
+    """Our reading of each string size equals condor_submit's own (-dry-run
+    prints the job ad it would queue)."""
+    import re
+    import subprocess
+
+    exe, env = _condor_submit()
+    for value, _, _ in SIZES:
+        if not isinstance(value, str):
+            continue
+        sub = tmp_path / "size.sub"
+        theirs = re.sub(r"(?i)([kmgt])i(b?)$", r"\1b", value)  # HTCondor knows no "iB"
+        sub.write_text(f"executable = /bin/true\nrequest_memory = {theirs}\n"
+                       f"request_disk = {theirs}\nqueue\n")
+        out = subprocess.run([exe, "-dry-run", "-", str(sub)], capture_output=True,
+                             text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        ad = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+        ours = dict(node_settings({"resources": {"memory": value, "disk": value}}).submit)
+        assert (ours["request_memory"], ours["request_disk"]) == (
+            ad["RequestMemory"], ad["RequestDisk"]), value
+
+
+@pytest.mark.parametrize("value,match", [
+    ("1024", r"'1024' has no unit: HTCondor would read it as MiB and dask as bytes"),
+    ("2048B", "'2048B' is not a size"),
+    ("2PB", "'2PB' is not a size"),
+    ("-1GB", "'-1GB' is not a size"),
+    ("1e3", "'1e3' is not a size"),
+    ("", "'' is not a size"),
+    (-3, "-3 is not a size in bytes"),
+    (float("nan"), "nan is not a size in bytes"),
+    ([1], r"\[1\] is a list, not a size"),
+    (True, "True is not a size"),
+])
+def test_bad_sizes_name_the_key_and_the_annotation(value, match):
+    with pytest.raises(PlanError, match=r"key 'k': annotation resources\['memory'\]: " + match):
+        node_settings({"resources": {"memory": value}}, key="k")
