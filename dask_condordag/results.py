@@ -9,21 +9,33 @@ Policy
     * Nothing is unpickled before its checksum and its name are verified; a
       damaged, truncated or misplaced file raises
       :class:`~dask_condordag.exceptions.CorruptResultError` naming the file.
-    * Error reports are JSON, read without unpickling anything.
-    * A failed task is re-raised as its *original exception type* (a subclass
-      made on the fly, so ``except ZeroDivisionError`` still works) whose
-      message carries the key, the node, where its logs are, and the remote
-      traceback. When the type cannot be rebuilt here (not importable, odd
-      constructor) it becomes :class:`~dask_condordag.exceptions.RemoteError`.
+    * Error reports are JSON; the plain fields (type, message, traceback,
+      host) are read without unpickling anything.
+    * A failed task is re-raised as *the exception object itself*: the worker
+      sends it pickled, with its ``__cause__``/``__context__`` chain and notes
+      (``worker.pack_exception``), so its type (``type(e) is MyError``, also
+      for a class from ``__main__`` when the process that wrote the workflow
+      loads it), ``args`` and attributes (``errno``, ``filename``, your own) are
+      the task's. The key, the node, the host, the job's log files and the
+      remote traceback are added as a note (``add_note``; Python 3.10, which
+      shows no notes, gets them in the message where that is safe) and as
+      ``exc.dask_condordag`` (:class:`RemoteFailure`).
+    * Only when the object does not come back (it did not pickle on the
+      execute node, or does not unpickle here) is it replaced by a stand-in:
+      a subclass of its type made on the fly (so ``except ZeroDivisionError``
+      still works) whose message says so and carries the same text; when the
+      type cannot be imported here, :class:`~dask_condordag.exceptions.RemoteError`.
 
 Example::
 
+    >>> from dask_condordag.worker import pack_exception
     >>> report = {"exc_type": "builtins.ZeroDivisionError", "message": "division by zero",
     ...           "traceback": "Traceback ...\\nZeroDivisionError: division by zero\\n",
-    ...           "host": "node7", "node": "div_0123", "task": "div_0123"}
+    ...           "host": "node7", "node": "div_0123", "task": "div_0123",
+    ...           **pack_exception(ZeroDivisionError("division by zero"))}
     >>> e = remote_exception(report, key="div-1", logs=("logs/div_0123.out", "logs/div_0123.err"))
-    >>> isinstance(e, ZeroDivisionError), e.key
-    (True, 'div-1')
+    >>> type(e) is ZeroDivisionError, str(e), e.dask_condordag.key
+    (True, 'division by zero', 'div-1')
 """
 
 from __future__ import annotations
@@ -31,14 +43,16 @@ from __future__ import annotations
 import importlib
 import json
 import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import names
 from .exceptions import CorruptResultError, RemoteError, WorkflowError
 from .worker import CorruptFile, unseal
 
 __all__ = ["read_result", "read_error", "remote_exception", "remote_traceback", "is_error",
-           "is_ok", "verify"]
+           "is_ok", "verify", "RemoteFailure", "add_note"]
 
 
 def _head(path: Path) -> bytes:
@@ -118,20 +132,6 @@ def remote_traceback(report: dict) -> str:
     return "\n".join(out)
 
 
-def _message(report: dict, key, logs) -> str:
-    where = f" on {report['host']}" if report.get("host") else ""
-    lines = [
-        f"{report.get('message', '')}",
-        "",
-        f"Task {key!s} (DAG node {report.get('node')}) failed{where} "
-        f"while {report.get('stage', 'running')}.",
-    ]
-    if logs:
-        lines.append(f"Job logs: {', '.join(str(x) for x in logs)}")
-    lines += ["Remote traceback:", remote_traceback(report)]
-    return "\n".join(lines)
-
-
 def _import_type(qualified: str):
     mod, _, qual = qualified.rpartition(".")
     # qualnames may contain dots (nested classes): try the longest module first
@@ -150,18 +150,98 @@ def _import_type(qualified: str):
     return None
 
 
-def remote_exception(report: dict, *, key=None, logs=()) -> BaseException:
-    """An exception to raise for a failed task (see the module docstring)."""
-    msg = _message(report, key, logs)
-    exc_type = _import_type(report.get("exc_type", ""))
-    original = None
-    if report.get("exc_pickle"):
+@dataclass(frozen=True)
+class RemoteFailure:
+    """Where a re-raised exception comes from: ``exc.dask_condordag`` on every
+    exception :func:`remote_exception` returns (a namespaced attribute, so
+    that none of the exception's own attributes is shadowed)."""
+
+    key: Any
+    node: str
+    host: str
+    logs: tuple
+    remote_traceback: str
+    report: dict = field(repr=False)
+    rebuilt: bool  # False: a stand-in, the object itself did not come back
+
+
+_HAS_NOTES = hasattr(BaseException, "add_note")  # Python >= 3.11
+
+
+def add_note(exc: BaseException, text: str) -> None:
+    """Add ``text`` to what is shown with ``exc``: a note (``add_note``, shown
+    under the traceback since Python 3.11). Python 3.10 does not show notes: the
+    text is appended to the message where that changes nothing else (the
+    exception's ``__str__`` is BaseException's and ``args`` is one string)."""
+    if hasattr(exc, "_condordag_message"):  # a stand-in: its message is ours
+        exc._condordag_message += "\n" + text
+    elif _HAS_NOTES:
+        exc.add_note(text)
+    else:
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), text]
+        if type(exc).__str__ is BaseException.__str__ and len(exc.args) == 1 \
+                and isinstance(exc.args[0], str):
+            exc.args = (exc.args[0] + "\n\n" + text,)
+
+
+def _unpickle_exception(report: dict):
+    """``(exception, None)`` from the report's ``exc_pickle`` with its
+    ``__cause__``/``__context__`` chain restored, or ``(None, why not)``."""
+    data = report.get("exc_pickle")
+    if not data:
+        why = report.get("exc_pickle_error")
+        return None, (f"it could not be pickled on the execute node ({why})" if why
+                      else "the execute node did not send it")
+    try:
         import base64
 
-        try:
-            original = pickle.loads(base64.b64decode(report["exc_pickle"]))
-        except Exception:
-            original = None
+        got = pickle.loads(base64.b64decode(data))
+        chain, links = (got, None) if isinstance(got, BaseException) else got
+        if isinstance(chain, BaseException):
+            chain, links = [chain], None
+        if not chain or not all(isinstance(e, BaseException) for e in chain):
+            raise TypeError(f"it holds {type(chain).__name__}, not exceptions")
+    except Exception as e:  # noqa: B902 - any failure: fall back to the plain fields
+        return None, f"it does not unpickle here ({type(e).__name__}: {e})"
+    for e, link in zip(chain, links or ()):
+        cause, context, suppress = link
+        e.__cause__ = chain[cause] if cause is not None else None
+        e.__context__ = chain[context] if context is not None else None
+        e.__suppress_context__ = suppress
+    return chain[0], None
+
+
+def _where(report: dict, key, logs) -> str:
+    where = f" on {report['host']}" if report.get("host") else ""
+    lines = [f"Task {key!s} (DAG node {report.get('node')}) failed{where} "
+             f"while {report.get('stage', 'running')}."]
+    if logs:
+        lines.append(f"Job logs: {', '.join(str(x) for x in logs)}")
+    if report.get("exc_chain_error"):
+        lines.append("Its __cause__/__context__ chain could not be sent "
+                     f"({report['exc_chain_error']}); the remote traceback shows it.")
+    lines += ["Remote traceback:", remote_traceback(report)]
+    return "\n".join(lines)
+
+
+def remote_exception(report: dict, *, key=None, logs=()) -> BaseException:
+    """The exception to raise for a failed task (see the module docstring):
+    the original object when it comes back, else a stand-in of its type, else
+    :class:`RemoteError`. Each carries ``exc.dask_condordag``
+    (:class:`RemoteFailure`)."""
+    where = _where(report, key, logs)
+    info = dict(key=key, node=report.get("node") or "", host=report.get("host") or "",
+                logs=tuple(str(x) for x in logs), remote_traceback=remote_traceback(report),
+                report=report)
+    original, why = _unpickle_exception(report)
+    if original is not None:
+        original.dask_condordag = RemoteFailure(**info, rebuilt=True)
+        add_note(original, where)
+        return original
+    msg = (f"{report.get('message', '')}\n\n{where}\n(dask-condordag: this is a stand-in "
+           f"of the task's exception type, without its attributes: the exception object "
+           f"itself did not come back, {why}.)")
+    exc_type = _import_type(report.get("exc_type", ""))
     if isinstance(exc_type, type) and issubclass(exc_type, BaseException):
         try:
             sub = type(exc_type.__name__, (exc_type,), {
@@ -170,23 +250,22 @@ def remote_exception(report: dict, *, key=None, logs=()) -> BaseException:
                 "__qualname__": exc_type.__qualname__,
             })
             exc = sub.__new__(sub)
-            if original is not None and type(original) is exc_type:
-                exc.__dict__.update(getattr(original, "__dict__", {}))
-                exc.args = original.args
-            else:
-                exc.args = (report.get("message", ""),)
+            exc.args = (report.get("message", ""),)
             exc._condordag_message = msg
             exc.key = key
             exc.node = report.get("node")
-            exc.remote_traceback = remote_traceback(report)
+            exc.remote_traceback = info["remote_traceback"]
             exc.error_report = report
+            exc.dask_condordag = RemoteFailure(**info, rebuilt=False)
             return exc
-        except Exception:
+        except Exception:  # noqa: B902 - odd types (slots, C constructors): RemoteError
             pass
-    return RemoteError(
+    exc = RemoteError(
         f"{report.get('exc_type')}: {msg}",
         exc_type=report.get("exc_type", ""),
         key=key,
         node=report.get("node", ""),
-        remote_traceback=remote_traceback(report),
+        remote_traceback=info["remote_traceback"],
     )
+    exc.dask_condordag = RemoteFailure(**info, rebuilt=False)
+    return exc

@@ -28,7 +28,9 @@ imports ``seal``/``unseal`` from here, so there is one implementation):
                [(task_name, expr), ...]
     result   = b"DCDAG-OK 2 <sha256 of body> <file stem>\\n" + a pickle
     error    = b"DCDAG-ERR 2 <sha256 of body> <file stem>\\n" + a JSON report
-               (exc_type, message, traceback, host, python, node, task, key)
+               (exc_type, message, traceback, host, python, node, task, key,
+               and exc_pickle: the exception object itself with its
+               __cause__/__context__ chain, see ``pack_exception``)
 Every file is checked (checksum, and the stem it names is its own) before
 anything in it is unpickled: a truncated, corrupted or renamed file is
 reported, never loaded.
@@ -249,14 +251,66 @@ def error_report(exc, meta, task, stage):
         "python": platform.python_version(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    try:
-        import base64
-
-        report["exc_pickle"] = base64.b64encode(pickle.dumps(exc)).decode("ascii")
-        pickle.loads(base64.b64decode(report["exc_pickle"]))
-    except Exception:
-        report.pop("exc_pickle", None)
+    report.update(pack_exception(exc))
     return report
+
+
+#: an exception (with its chain) pickled larger than this is not sent
+EXC_PICKLE_LIMIT = 4 * 2**20
+_CHAIN_LIMIT = 64
+
+
+def exception_chain(exc):
+    """``(chain, links)``: ``exc`` and every exception reachable through
+    ``__cause__``/``__context__`` (each once, ``exc`` first), and for each
+    ``(cause index, context index, __suppress_context__)``. Pickle does not
+    keep these three attributes (``BaseException.__reduce__`` gives only the
+    type, ``args`` and ``__dict__``, where ``__notes__`` lives)."""
+    chain, index, todo = [], {}, [exc]
+    while todo and len(chain) < _CHAIN_LIMIT:
+        e = todo.pop(0)
+        if id(e) in index:
+            continue
+        index[id(e)] = len(chain)
+        chain.append(e)
+        todo += [x for x in (e.__cause__, e.__context__) if x is not None]
+    links = [(index.get(id(e.__cause__)), index.get(id(e.__context__)),
+              bool(e.__suppress_context__)) for e in chain]
+    return chain, links
+
+
+def pack_exception(exc):
+    """The report fields that carry the exception object itself.
+
+    ``exc_pickle``: base64 of a pickle (cloudpickle where plain pickle cannot:
+    a class from ``__main__`` travels by value) of ``exception_chain(exc)``,
+    which must load back here. When the chain does not pickle, ``exc`` alone is
+    sent and ``exc_chain_error`` says why; when ``exc`` itself does not (or is
+    larger than EXC_PICKLE_LIMIT), there is no ``exc_pickle`` and
+    ``exc_pickle_error`` says why: the client then rebuilds the exception from
+    the plain fields.
+    """
+    import base64
+
+    chain, links = exception_chain(exc)
+    out = {}
+    attempts = [(chain, links)]
+    if len(chain) > 1:
+        attempts.append(([exc], [(None, None, bool(exc.__suppress_context__))]))
+    for i, what in enumerate(attempts):
+        try:
+            data = dumps(what)
+            if len(data) > EXC_PICKLE_LIMIT:
+                raise ValueError("its pickle is %d bytes, above the limit of %d"
+                                 % (len(data), EXC_PICKLE_LIMIT))
+            pickle.loads(data)
+        except Exception as e:  # noqa: B902 - any failure means: do not send it
+            why = "%s: %s" % (type(e).__name__, e)
+            out["exc_chain_error" if i == 0 and len(attempts) > 1 else "exc_pickle_error"] = why
+            continue
+        out["exc_pickle"] = base64.b64encode(data).decode("ascii")
+        break
+    return out
 
 
 def write_error(path, report):

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from . import condor, names
-from .exceptions import CondorDagError, ResultMissingError, WorkflowError, PreflightError
-from .results import is_error, is_ok, read_error, read_result, remote_exception
+from .exceptions import (CondorDagError, PreflightError, RemoteError, ResultMissingError,
+                         WorkflowError)
+from .results import add_note, is_error, is_ok, read_error, read_result, remote_exception
 from .write import read_manifest
 
 __all__ = ["Workflow"]
@@ -480,8 +481,8 @@ def _held(job) -> dict:
 
 
 def _add_context(exc: BaseException, text: str) -> None:
-    """Append ``text`` to the message of a re-raised remote exception."""
-    if hasattr(exc, "_condordag_message"):
-        exc._condordag_message += "\n" + text
-    elif exc.args and isinstance(exc.args[0], str):
+    """Append ``text`` to what is shown with a re-raised remote exception."""
+    if isinstance(exc, RemoteError):
         exc.args = (exc.args[0] + "\n" + text,) + tuple(exc.args[1:])
+    else:
+        add_note(exc, text)

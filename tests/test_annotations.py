@@ -206,7 +206,9 @@ def test_one_failing_proc_fails_the_cluster_node():
         x = delayed(point)(procid)
     with pytest.raises(ValueError, match="proc 2 fails") as info:
         x.compute(scheduler="condordag")
-    assert ".out.2" in str(info.value) and ".err.2" in str(info.value)  # that proc's logs
+    logs = info.value.dask_condordag.logs  # also in the note
+    assert logs[0].endswith(".out.2") and logs[1].endswith(".err.2")  # that proc's logs
+    assert ".out.2" in info.value.__notes__[0] and ".err.2" in info.value.__notes__[0]
 
 
 def test_shell_jobs_with_ordering(tmp_path):

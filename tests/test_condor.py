@@ -343,7 +343,7 @@ def test_failed_dag_raises_remote_error_and_resubmits_from_rescue(fake, tmp_path
     assert wf.submit() == 1001
     with pytest.raises(ZeroDivisionError, match="boom on 3") as e:
         wf.wait(poll=0.1)
-    msg = str(e.value)
+    msg = "\n".join(e.value.__notes__)  # the task's own exception, with our notes
     assert "wf.dag.rescue001" in msg and "wf.dag.dagman.out" in msg and "logs/boom_" in msg
     s = wf.status()
     assert s["dagman"] == "failed" and s["done"] == 1 and s["failed"] == 1

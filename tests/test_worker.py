@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
 
 import pytest
 from dask import delayed
@@ -120,20 +121,41 @@ def test_exception_reaches_caller_with_type_and_remote_traceback():
     x = delayed(boom)(delayed(inc)(1))
     with pytest.raises(ZeroDivisionError) as info:
         delayed(inc)(x).compute(scheduler="condordag")
-    msg = str(info.value)
-    assert "boom on 2" in msg
+    assert type(info.value) is ZeroDivisionError and str(info.value) == "boom on 2"
+    # what Python shows under the traceback: the message, then our note
+    msg = "".join(traceback.format_exception_only(type(info.value), info.value))
     assert "Remote traceback" in msg and 'raise ZeroDivisionError(f"boom on {x}")' in msg
     assert "boom-" in msg  # the key
-    assert info.value.node in msg and "logs/" in msg
+    assert info.value.dask_condordag.node in msg and "logs/" in msg
 
 
-def test_unimportable_exception_type_becomes_remote_error():
+def test_exception_of_a_local_class_comes_back_by_value():
     def fail():
         class Local(Exception):
             pass
 
         raise Local("odd")
 
+    with pytest.raises(Exception) as info:
+        delayed(fail)().compute(scheduler="condordag")
+    assert str(info.value) == "odd"
+    assert type(info.value).__name__ == "Local" and isinstance(info.value, Exception)
+    assert info.value.dask_condordag.rebuilt
+
+
+def test_unpicklable_exception_of_an_unimportable_type_becomes_remote_error():
+    def fail():
+        import threading
+
+        class Local(Exception):
+            pass
+
+        e = Local("odd")
+        e.lock = threading.Lock()
+        raise e
+
     with pytest.raises(dask_condordag.RemoteError, match="odd") as info:
         delayed(fail)().compute(scheduler="condordag")
     assert "Local" in info.value.exc_type
+    assert "could not be pickled on the execute node" in str(info.value)
+    assert "cannot pickle '_thread.lock' object" in str(info.value)
