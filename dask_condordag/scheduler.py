@@ -27,10 +27,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import dask
-from dask.base import collections_to_expr, unpack_collections
+from dask.base import collections_to_expr, is_dask_collection, unpack_collections
 from dask.callbacks import local_callbacks
 from dask.core import flatten
 
@@ -152,26 +153,59 @@ def _nest(keys, values: dict):
     return values[keys]
 
 
-def write(*collections, path, name=None, traverse=True, **kwargs) -> Workflow:
+def write(*collections, path, name=None, traverse=True, keys=None, **kwargs) -> Workflow:
     """Write the workflow that computes ``collections`` to ``path``; do not run it.
 
     Returns a :class:`Workflow`; after it has run (``wf.run()``,
     ``dask-condordag run PATH`` or ``condor_submit_dag``), ``wf.result()``
     gives what ``dask.compute(*collections)`` would -- the single value when one
-    collection was given.
+    collection was given. For a plain graph dict, ``write(dsk, keys=...,
+    path=...)``: ``wf.result()`` then gives what ``dask.get(dsk, keys)`` would
+    (one value for one key, a tuple for a list of keys, nested as the list).
     """
     opts = options({**kwargs, "path": os.fspath(path), "name": name})
+    if keys is not None:
+        return _write_graph(collections, keys, opts)
     colls, repack = unpack_collections(*collections, traverse=traverse)
     if not colls:
-        raise CondorDagError("write() was given no dask collections to compute")
+        if len(collections) == 1 and isinstance(collections[0], Mapping):
+            raise CondorDagError(
+                "write() was given a plain graph (a dict) and no keys: say which keys' "
+                "values you want, as with dask.get(dsk, keys): "
+                "dask_condordag.write(dsk, keys=[...], path=...)")
+        raise CondorDagError(
+            "write() was given no dask collections to compute: pass dask collections "
+            "(delayed, bag, array, ...), or a graph dict with keys=[...]")
     expr = collections_to_expr(colls)
     from dask._expr import FinalizeCompute
 
     expr = FinalizeCompute(expr).optimize()
-    keys = list(flatten(expr.__dask_keys__()))
+    flat = list(flatten(expr.__dask_keys__()))
     single = len(collections) == 1
     pack = _Repack(repack, single)
-    return _compile(expr, keys, opts, repack=pack)
+    return _compile(expr, flat, opts, repack=pack)
+
+
+def _write_graph(args, keys, opts) -> Workflow:
+    """``write(dsk, keys=...)``: a plain graph and the keys to compute."""
+    if len(args) != 1 or not isinstance(args[0], Mapping) or is_dask_collection(args[0]):
+        got = ", ".join(type(a).__name__ for a in args) or "nothing"
+        raise CondorDagError(
+            f"write(..., keys=...) takes one plain graph dict (got {got}); for dask "
+            "collections leave keys out: dask_condordag.write(collection, path=...)")
+    flat = list(flatten(keys)) if isinstance(keys, list) else [keys]
+    return _compile(args[0], flat, opts, repack=_NestKeys(keys, flat))
+
+
+class _NestKeys:
+    """Values in the shape of ``keys``, as ``get(dsk, keys)`` returns them (picklable)."""
+
+    def __init__(self, keys, flat):
+        self.keys = keys
+        self.flat = flat
+
+    def __call__(self, values):
+        return _nest(self.keys, dict(zip(self.flat, values)))
 
 
 class _Repack:
