@@ -14,8 +14,8 @@ Policy
     * A failed task is re-raised as *the exception object itself*: the worker
       sends it pickled, with its ``__cause__``/``__context__`` chain and notes
       (``worker.pack_exception``), so its type (``type(e) is MyError``, also
-      for a class from ``__main__`` when the process that wrote the workflow
-      loads it), ``args`` and attributes (``errno``, ``filename``, your own) are
+      for a class from ``__main__`` or the user's modules: see
+      ``_use_importable_class``), ``args`` and attributes (``errno``, ``filename``, your own) are
       the task's. The key, the node, the host, the job's log files and the
       remote traceback are added as a note (``add_note``; Python 3.10, which
       shows no notes, gets them in the message where that is safe) and as
@@ -208,7 +208,31 @@ def _unpickle_exception(report: dict):
         e.__cause__ = chain[cause] if cause is not None else None
         e.__context__ = chain[context] if context is not None else None
         e.__suppress_context__ = suppress
+    for e in chain:
+        _use_importable_class(e)
     return chain[0], None
+
+
+def _use_importable_class(exc: BaseException) -> None:
+    """Give ``exc`` the class of the same module and name that can be
+    imported here, when it came back with a copy sent by value.
+
+    Classes from ``__main__`` and from your own modules travel by value
+    (cloudpickle). In the process that wrote the workflow cloudpickle maps the
+    copy back to the original class; in any other process (``Workflow.open(p)
+    .result()`` later) the copy is a new class that ``except MyError`` would
+    not catch. Pickle by reference would have used the importable class: so do
+    we, when there is one of that name (the object's state is in its
+    ``__dict__`` and ``args``, which stay)."""
+    cls = type(exc)
+    twin = _import_type(f"{cls.__module__}.{cls.__qualname__}")
+    if twin is cls or not isinstance(twin, type) or not issubclass(twin, BaseException) \
+            or twin.__name__ != cls.__name__:
+        return
+    try:
+        exc.__class__ = twin
+    except TypeError:  # another memory layout (slots, a C base): keep the copy
+        pass
 
 
 def _where(report: dict, key, logs) -> str:

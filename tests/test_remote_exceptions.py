@@ -120,6 +120,50 @@ def test_class_from_main_of_a_script_keeps_its_identity(tmp_path):
     assert "same type: True ('from main', 7) {'x': 7}" in proc.stdout, proc.stdout
 
 
+def test_a_later_process_gets_the_class_it_can_import(tmp_path):
+    """Classes of the user's own code travel by value; in a process other
+    than the one that wrote the workflow, the exception gets the class of the
+    same name that process imports (from a module, or its own __main__)."""
+    (tmp_path / "mymod.py").write_text(textwrap.dedent("""
+        class ModError(Exception):
+            pass
+
+        def fail(x):
+            e = ModError("mod", x)
+            e.code = 42
+            raise e
+    """))
+    common = textwrap.dedent("""
+        import sys, dask_condordag, mymod
+        from dask import delayed
+
+        class MainError(Exception):
+            pass
+
+        def fail_main(x):
+            raise MainError("main", x)
+    """)
+    (tmp_path / "first.py").write_text(common + textwrap.dedent("""
+        for f, path in ((mymod.fail, "wf_mod"), (fail_main, "wf_main")):
+            try:
+                delayed(f)(7).compute(scheduler="condordag", run="local", path=path)
+            except (mymod.ModError, MainError):
+                pass
+    """))
+    (tmp_path / "later.py").write_text(common + textwrap.dedent("""
+        for cls, path in ((mymod.ModError, "wf_mod"), (MainError, "wf_main")):
+            try:
+                dask_condordag.Workflow.open(path).result()
+            except cls as e:
+                print(path, type(e) is cls, e.args, getattr(e, "code", None))
+    """))
+    for script in ("first.py", "later.py"):
+        proc = subprocess.run([sys.executable, script], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "wf_mod True ('mod', 7) 42\nwf_main True ('main', 7) None" in proc.stdout, proc.stdout
+
+
 def test_chained_exception_keeps_cause_and_context():
     with pytest.raises(RuntimeError) as info:
         delayed(fail_chained)().compute(scheduler="condordag")
@@ -134,6 +178,7 @@ def test_chained_exception_keeps_cause_and_context():
     assert "KeyError: 'missing'" in printed and "ValueError: while reading" in printed
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="add_note is Python 3.11+")
 def test_the_task_notes_come_first_then_ours():
     with pytest.raises(ValueError) as info:
         delayed(fail_with_note)().compute(scheduler="condordag")
