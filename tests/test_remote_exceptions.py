@@ -72,6 +72,16 @@ def fail_huge():
     raise e
 
 
+def own_message(exc) -> str:
+    """The task's own message: Python 3.10 shows no notes, so there our text is
+    appended to a plain message (after a blank line); 3.11+ leaves it alone."""
+    text = str(exc)
+    if sys.version_info < (3, 11):
+        assert "\n\nTask " in text and "Remote traceback" in text
+        return text.split("\n\nTask ", 1)[0]
+    return text
+
+
 def _shown(exc) -> str:
     """What Python prints for the exception under its traceback (notes too)."""
     return "".join(traceback.format_exception_only(type(exc), exc))
@@ -91,7 +101,7 @@ def test_custom_attribute_and_exact_type():
     with pytest.raises(CodeError) as info:
         delayed(fail_with_code)().compute(scheduler="condordag")
     assert type(info.value) is CodeError
-    assert info.value.code == 42 and info.value.args == ("bad code",)
+    assert info.value.code == 42 and own_message(info.value) == "bad code"
 
 
 def test_class_from_main_of_a_script_keeps_its_identity(tmp_path):
@@ -168,7 +178,7 @@ def test_chained_exception_keeps_cause_and_context():
     with pytest.raises(RuntimeError) as info:
         delayed(fail_chained)().compute(scheduler="condordag")
     e = info.value
-    assert type(e) is RuntimeError and str(e) == "could not load"
+    assert type(e) is RuntimeError and own_message(e) == "could not load"
     cause = e.__cause__
     assert type(cause) is ValueError and str(cause) == "while reading"
     assert e.__suppress_context__ and e.__context__ is cause
