@@ -76,9 +76,10 @@ class RunnerError(CondorDagError):
 
 
 class RemoteError(CondorDagError):
-    """Raised for a failed node when the original exception type cannot be
-    rebuilt on this side (it is not importable here). Carries the remote
-    traceback text, the key, the node and where its logs are."""
+    """Raised for a failed node when the task's exception object did not come
+    back (it did not pickle on the execute node, or does not unpickle here) and
+    its type cannot be imported here either: the message says why, and carries
+    the remote traceback text, the key, the node and where its logs are."""
 
     def __init__(self, message: str, *, exc_type: str = "", key=None, node: str = "",
                  remote_traceback: str = ""):
