@@ -175,13 +175,20 @@ def add_note(exc: BaseException, text: str) -> None:
     exception's ``__str__`` is BaseException's and ``args`` is one string)."""
     if hasattr(exc, "_condordag_message"):  # a stand-in: its message is ours
         exc._condordag_message += "\n" + text
-    elif _HAS_NOTES:
-        exc.add_note(text)
-    else:
-        exc.__notes__ = [*getattr(exc, "__notes__", ()), text]
-        if type(exc).__str__ is BaseException.__str__ and len(exc.args) == 1 \
-                and isinstance(exc.args[0], str):
-            exc.args = (exc.args[0] + "\n\n" + text,)
+        return
+    _set(exc, "__notes__", [*getattr(exc, "__notes__", ()), text])  # what add_note does
+    if not _HAS_NOTES and type(exc).__str__ is BaseException.__str__ \
+            and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        _set(exc, "args", (exc.args[0] + "\n\n" + text,))
+
+
+def _set(exc: BaseException, name: str, value) -> None:
+    """``setattr``, also on an exception that refuses it (a "frozen" class
+    whose ``__setattr__`` raises, as attrs and dataclasses make them)."""
+    try:
+        setattr(exc, name, value)
+    except Exception:  # noqa: B902 - whatever its __setattr__ raises
+        object.__setattr__(exc, name, value)
 
 
 def _unpickle_exception(report: dict):
@@ -205,9 +212,9 @@ def _unpickle_exception(report: dict):
         return None, f"it does not unpickle here ({type(e).__name__}: {e})"
     for e, link in zip(chain, links or ()):
         cause, context, suppress = link
-        e.__cause__ = chain[cause] if cause is not None else None
-        e.__context__ = chain[context] if context is not None else None
-        e.__suppress_context__ = suppress
+        _set(e, "__cause__", chain[cause] if cause is not None else None)
+        _set(e, "__context__", chain[context] if context is not None else None)
+        _set(e, "__suppress_context__", suppress)
     for e in chain:
         _use_importable_class(e)
     return chain[0], None
@@ -230,7 +237,7 @@ def _use_importable_class(exc: BaseException) -> None:
             or twin.__name__ != cls.__name__:
         return
     try:
-        exc.__class__ = twin
+        _set(exc, "__class__", twin)
     except TypeError:  # another memory layout (slots, a C base): keep the copy
         pass
 
@@ -259,7 +266,7 @@ def remote_exception(report: dict, *, key=None, logs=()) -> BaseException:
                 report=report)
     original, why = _unpickle_exception(report)
     if original is not None:
-        original.dask_condordag = RemoteFailure(**info, rebuilt=True)
+        _set(original, "dask_condordag", RemoteFailure(**info, rebuilt=True))
         add_note(original, where)
         return original
     msg = (f"{report.get('message', '')}\n\n{where}\n(dask-condordag: this is a stand-in "

@@ -239,6 +239,18 @@ def test_report_keeps_the_plain_fields_next_to_the_object():
     assert "fail_with_code" in report["traceback"] and report["host"] and report["exc_pickle"]
 
 
+class FrozenError(Exception):
+    def __setattr__(self, name, value):
+        raise AttributeError(f"FrozenError is frozen: cannot set {name}")
+
+
+def test_a_frozen_exception_still_gets_our_note():
+    report = {"node": "n", "traceback": "TB", **pack_exception(FrozenError("cold"))}
+    got = remote_exception(report, key="k")
+    assert type(got) is FrozenError and own_message(got) == "cold"
+    assert got.dask_condordag.key == "k" and "TB" in got.__notes__[-1]
+
+
 def test_chain_that_fails_to_pickle_sends_the_exception_alone():
     try:
         try:
