@@ -285,15 +285,21 @@ def test_real_pool_failure_raises_the_task_exception_itself():
     """On a real pool (skipped where condor_submit_dag is not on PATH): the
     worker runs as the pool's user on an execute slot; the exception object
     still comes back, with its attributes and chain."""
+    import shutil
+
     home = os.environ.get("HOME")  # DAGMan avoids /tmp for node logs
     path = os.path.join(home, f"dcdag-exc-{os.getpid()}")
-    with pytest.raises(RuntimeError) as info:
-        delayed(fail_chained)().compute(scheduler="condordag", run="condor", path=path,
-                                        poll_interval=1)
-    e = info.value
-    assert type(e) is RuntimeError and type(e.__cause__) is ValueError
-    assert type(e.__cause__.__context__) is KeyError and e.dask_condordag.rebuilt
-    with pytest.raises(FileNotFoundError) as info:
-        delayed(open)("/nonexistent/file.txt").compute(scheduler="condordag", run="condor",
-                                                       path=path + "-open", poll_interval=1)
-    assert (info.value.errno, info.value.filename) == (2, "/nonexistent/file.txt")
+    try:
+        with pytest.raises(RuntimeError) as info:
+            delayed(fail_chained)().compute(scheduler="condordag", run="condor", path=path,
+                                            poll_interval=1)
+        e = info.value
+        assert type(e) is RuntimeError and type(e.__cause__) is ValueError
+        assert type(e.__cause__.__context__) is KeyError and e.dask_condordag.rebuilt
+        with pytest.raises(FileNotFoundError) as info:
+            delayed(open)("/nonexistent/file.txt").compute(
+                scheduler="condordag", run="condor", path=path + "-open", poll_interval=1)
+        assert (info.value.errno, info.value.filename) == (2, "/nonexistent/file.txt")
+    finally:
+        for p in (path, path + "-open"):
+            shutil.rmtree(p, ignore_errors=True)
