@@ -27,8 +27,10 @@ Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
       gives the DAGMan job ``_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL`` from the
       ``dagman_scan_interval`` option (the job's environment overrides the
       pool's configuration: ``_CONDOR_<KNOB>``, manual: admin-manual
-      introduction-to-configuration.rst; a ``CONFIG`` file in the DAG did not
-      change this knob on HTCondor 25.14, issue 10); ``-force`` only
+      introduction-to-configuration.rst; the DAG's own ``CONFIG`` file, read
+      later, overrides both -- observed on HTCondor 25.14: ``dag_config``
+      3 and ``-include_env`` 2 gave "DAGMAN_USER_LOG_SCAN_INTERVAL setting:
+      3" in the ``.dagman.out``); ``-force`` only
       when asked, because it makes DAGMan "run the original DAG and rename the
       rescue files" (manual: man-pages/condor_submit_dag.rst).
     * Resubmitting: ``condor_submit_dag`` picks up the newest rescue DAG by

@@ -391,3 +391,9 @@ def test_pool_scan_interval_reaches_dagman(tmp_path):
     sub = (wf.path / f"{wf.dag_path.name}.condor.sub").read_text()
     getenv = next(line for line in sub.splitlines() if line.startswith("getenv"))
     assert "_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL" in getenv.split("=", 1)[1].split(",")
+    # the DAG's own CONFIG file (dag_config) wins over the environment
+    other = tmp_path / "wf2"
+    assert x.compute(scheduler="condordag", run="condor", path=other, poll_interval=0.5,
+                     dagman_scan_interval=2, dag_config={"DAGMAN_USER_LOG_SCAN_INTERVAL": 3}) == 2
+    out = dask_condordag.Workflow.open(other).dagman_out.read_text()
+    assert "DAGMAN_USER_LOG_SCAN_INTERVAL setting: 3" in out
