@@ -1,7 +1,7 @@
 """dask-condordag on a real HTCondor pool, beside dask-jobqueue's HTCondorCluster.
 
     # as root, in the checkout, with the pool of ../shared/htcondor/ started:
-    python benchmarks/pool.py [--only chain,map,e,a] [--repeat 2] [--map-width 100]
+    python benchmarks/pool.py [--only chain,map,e,a,big] [--repeat 2] [--map-width 100]
 
     # or as the pool user, with this checkout installed with its "bench" extra
     # (pip install -e ".[bench]": dask-jobqueue and distributed):
@@ -31,6 +31,9 @@ compile, write, submit, wait, load the values):
 * ``e``: 40 calls of a 2-second task plus a sum (issue 12's reference (e)).
 * ``a``: ``(x @ x.T).mean()`` of a 2000x2000 array in 500x500 chunks (issue
   12's reference (a)).
+* ``big`` (only with ``--only big``): ``--big-width`` (2000) trivial nodes, every
+  result checksum verified as the values load, and ``status()``'s latency
+  while the DAG runs -- issue 10's 2,000-node run, too long for CI.
 * ``e`` and ``a`` also on dask-jobqueue's ``HTCondorCluster`` with 4 one-core
   workers submitted to the same pool: the wall time from creating the cluster to
   the value (workers' start-up included, as a user sees it), and the compute
@@ -60,7 +63,8 @@ TOP = HERE.parent
 RESULTS = HERE / "results"
 POOL = Path(os.environ.get("DCD_POOL", TOP.parent / "shared" / "htcondor" / "pool"))
 POOL_USER = os.environ.get("DCD_POOL_USER", "condorpool")
-WORKLOADS = ("chain", "map", "e", "a")
+WORKLOADS = ("chain", "map", "e", "a")  # the default run
+EXTRA = ("big",)  # only when asked: --only big
 
 
 # ------------------------------------------------------------------ tasks
@@ -153,6 +157,45 @@ def run_condordag(name, build, where, **options) -> dict:
     return row, value
 
 
+def run_big(width, where) -> dict:
+    """``width`` trivial nodes (``group="none"``), every result's checksum
+    verified as the values load; and how long ``status()`` takes while the DAG
+    runs (another thread asks every 2 s, as a user at another terminal would)."""
+    import statistics
+    import threading
+
+    import dask_condordag
+
+    path = Path(where) / "big"
+    took, stop = [], threading.Event()
+
+    def ask():
+        while not stop.wait(2):
+            try:
+                wf = dask_condordag.Workflow.open(path)
+            except (OSError, dask_condordag.CondorDagError):
+                continue  # not written yet
+            if wf.cluster is not None:
+                t = time.perf_counter()
+                wf.status()
+                took.append(time.perf_counter() - t)
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    try:
+        row, value = run_condordag("big", lambda: wide_map(width), where, group="none")
+    finally:
+        stop.set()
+        asker.join()
+    assert list(value) == list(range(1, width + 1))
+    row["nodes_per_s"] = round(width / row["wall_s"], 2)
+    if took:
+        row["status_s_median"] = round(statistics.median(took), 3)
+        row["status_s_max"] = round(max(took), 3)
+        row["status_calls"] = len(took)
+    return row
+
+
 # ------------------------------------------------------------------ dask-jobqueue
 def run_jobqueue(build, workers=4) -> tuple:
     """HTCondorCluster with ``workers`` one-core workers: wall from creating the
@@ -211,6 +254,8 @@ def measure(args, where) -> list:
             assert list(value) == list(range(1, args.map_width + 1))
             row["nodes_per_s"] = round(args.map_width / row["wall_s"], 2)
             add("map", row, repeat=r)
+    if "big" in only:
+        add("big", run_big(args.big_width, where))
     expected = {}
     for name, build in (("e", reference_e), ("a", reference_a)):
         if name not in only:
@@ -229,7 +274,8 @@ def measure(args, where) -> list:
 
 def _line(row) -> str:
     keys = ("workload", "system", "dagman_scan_interval", "tasks", "nodes", "wall_s",
-            "warm_s", "per_node_s", "nodes_per_s", "dagman_span_s", "queued_s", "running_s")
+            "warm_s", "per_node_s", "nodes_per_s", "dagman_span_s", "queued_s", "running_s",
+            "status_s_median", "status_s_max")
     return "  ".join(f"{k}={row[k]}" for k in keys if row.get(k) is not None)
 
 
@@ -329,16 +375,18 @@ def parse(argv):
     p.add_argument("--here", action="store_true",
                    help="run in this interpreter (as the pool's user)")
     p.add_argument("--only", type=lambda s: s.split(","), default=list(WORKLOADS),
-                   help=f"comma-separated subset of {','.join(WORKLOADS)}")
+                   help=f"comma-separated subset of {','.join(WORKLOADS + EXTRA)} "
+                        f"(default: {','.join(WORKLOADS)})")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--chain", type=int, default=5, help="nodes along the chain")
     p.add_argument("--map-width", type=int, default=100, help="tasks of the wide map")
+    p.add_argument("--big-width", type=int, default=2000, help="nodes of the big DAG")
     p.add_argument("--no-jobqueue", action="store_true", help="skip HTCondorCluster")
     p.add_argument("--json", help="where to write the JSON (default: benchmarks/results/)")
     args = p.parse_args(argv)
-    bad = set(args.only) - set(WORKLOADS)
+    bad = set(args.only) - set(WORKLOADS + EXTRA)
     if bad:
-        p.error(f"unknown workload(s) {sorted(bad)}: choose from {WORKLOADS}")
+        p.error(f"unknown workload(s) {sorted(bad)}: choose from {WORKLOADS + EXTRA}")
     return args
 
 
