@@ -23,7 +23,14 @@ Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
       options after it (src/condor_dagman/condor_submit_dag.cpp
       parseCommandLine: "no arguments allowed after DAG file name(s)").
       ``-batch-name`` is the workflow's name; ``-import_env`` is never given
-      (jobs see the submit description's environment only); ``-force`` only
+      (jobs see the submit description's environment only); ``-include_env``
+      gives the DAGMan job ``_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL`` from the
+      ``dagman_scan_interval`` option (the job's environment overrides the
+      pool's configuration: ``_CONDOR_<KNOB>``, manual: admin-manual
+      introduction-to-configuration.rst; the DAG's own ``CONFIG`` file, read
+      later, overrides both -- observed on HTCondor 25.14: ``dag_config``
+      3 and ``-include_env`` 2 gave "DAGMAN_USER_LOG_SCAN_INTERVAL setting:
+      3" in the ``.dagman.out``); ``-force`` only
       when asked, because it makes DAGMan "run the original DAG and rename the
       rescue files" (manual: man-pages/condor_submit_dag.rst).
     * Resubmitting: ``condor_submit_dag`` picks up the newest rescue DAG by
@@ -79,7 +86,8 @@ from .exceptions import (  # noqa: F401  (re-exported: they were defined here fi
 
 __all__ = [
     "CLUSTER_FILE", "CondorCommandError", "JobHeldError", "DagFailedError", "WaitTimeout",
-    "available", "choose_run_mode", "submit_dag_command", "parse_submit_output",
+    "available", "choose_run_mode", "submit_dag_command", "dagman_environment",
+    "parse_submit_output",
     "queue_command", "parse_queue_json", "remove_command", "parse_classads",
     "read_status_file", "DagState", "NodeState", "Job", "Queue", "Condor",
 ]
@@ -88,6 +96,9 @@ __all__ = [
 CLUSTER_FILE = "dagman.cluster"
 
 SUBMIT_DAG, CONDOR_Q, CONDOR_RM = "condor_submit_dag", "condor_q", "condor_rm"
+
+#: DAGMan's log scan interval, as an override in the DAGMan job's environment.
+SCAN_INTERVAL_ENV = "_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL"
 
 # Node status values (manual: dagman-node-status-file.rst; src node.cpp)
 (STATUS_NOT_READY, STATUS_READY, STATUS_PRERUN, STATUS_SUBMITTED, STATUS_POSTRUN,
@@ -132,11 +143,15 @@ def choose_run_mode(run: str, *, stream=None) -> str:
 
 # ------------------------------------------------------------------ commands
 def submit_dag_command(dag_file: str, *, batch_name: str | None = None, force: bool = False,
-                       update_submit: bool = False) -> list:
+                       update_submit: bool = False, include_env=()) -> list:
     """The ``condor_submit_dag`` command line (options before the DAG file).
+    ``include_env``: names of variables of the submitter's environment the
+    DAGMan job gets (``-include_env``).
 
     >>> submit_dag_command("w.dag", force=True)
     ['condor_submit_dag', '-force', 'w.dag']
+    >>> submit_dag_command("w.dag", include_env=[SCAN_INTERVAL_ENV])
+    ['condor_submit_dag', '-include_env', '_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL', 'w.dag']
     """
     cmd = [SUBMIT_DAG]
     if batch_name:
@@ -145,7 +160,19 @@ def submit_dag_command(dag_file: str, *, batch_name: str | None = None, force: b
         cmd.append("-force")
     elif update_submit:
         cmd.append("-update_submit")
+    if include_env:
+        cmd += ["-include_env", ",".join(include_env)]
     return cmd + [dag_file]
+
+
+def dagman_environment(scan_interval: int | None) -> dict:
+    """The variables the DAGMan job gets through ``-include_env``: the log scan
+    interval as a configuration override (``_CONDOR_<KNOB>``); none for None.
+
+    >>> dagman_environment(1)
+    {'_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL': '1'}
+    """
+    return {} if scan_interval is None else {SCAN_INTERVAL_ENV: str(int(scan_interval))}
 
 
 _SUBMITTED = re.compile(r"(\d+) job\(s\) submitted to cluster (\d+)\.")
@@ -417,24 +444,27 @@ def read_status_file(path) -> DagState | None:
 
 
 # ------------------------------------------------------------------ runner
-def _run(cmd, cwd=None, timeout=None):
+def _run(cmd, cwd=None, timeout=None, env=None):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env=env)
 
 
 class Condor:
     """Runs HTCondor's command-line tools. ``run(cmd, cwd=..., timeout=...)``
     returns an object with ``returncode``, ``stdout``, ``stderr`` (default:
-    ``subprocess.run``); tests pass one that replays recorded outputs."""
+    ``subprocess.run``); tests pass one that replays recorded outputs. A
+    submission that sets environment variables also passes ``env=`` (the whole
+    environment of the command)."""
 
     def __init__(self, run=None, timeout: float = 120):
         self._run = run or _run
         self.timeout = timeout
 
-    def _call(self, cmd, cwd=None):
+    def _call(self, cmd, cwd=None, env=None):
         """Run ``cmd``; CondorCommandError when it is missing, hangs or fails."""
+        extra = {"env": env} if env is not None else {}
         try:
-            r = self._run(cmd, cwd=cwd, timeout=self.timeout)
+            r = self._run(cmd, cwd=cwd, timeout=self.timeout, **extra)
         except FileNotFoundError:
             raise CondorCommandError(
                 f"{cmd[0]} is not on PATH: this machine is not an HTCondor access point "
@@ -451,10 +481,14 @@ class Condor:
                 command=cmd, output=(r.stdout or "") + (r.stderr or ""))
         return r
 
-    def submit_dag(self, workdir, dag_file: str, **options) -> tuple:
-        """Run ``condor_submit_dag`` in ``workdir``; ``(cluster, stdout)``."""
-        cmd = submit_dag_command(dag_file, **options)
-        r = self._call(cmd, cwd=workdir)
+    def submit_dag(self, workdir, dag_file: str, *, env: dict | None = None,
+                   **options) -> tuple:
+        """Run ``condor_submit_dag`` in ``workdir``; ``(cluster, stdout)``.
+        ``env``: variables given to the DAGMan job (set for the command and
+        named with ``-include_env``)."""
+        cmd = submit_dag_command(dag_file, include_env=sorted(env or ()), **options)
+        full = {**os.environ, **env} if env else None
+        r = self._call(cmd, cwd=workdir, env=full)
         return parse_submit_output(r.stdout or ""), r.stdout or ""
 
     def query(self, cluster: int) -> Queue:

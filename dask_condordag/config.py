@@ -42,6 +42,7 @@ class Options:
     jobstate_log: bool = True
     hold_timeout: float = 600
     poll_interval: float = 5
+    dagman_scan_interval: int | None = 1
     permissions: str = "private"
     force: bool = False
     # how code reaches the execute node (delivery.py)
@@ -99,6 +100,10 @@ def options(kwargs: dict) -> Options:
         value = getattr(opts, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise CondorDagError(f"{name}={value!r}: give a number of seconds >= 0")
+    scan = opts.dagman_scan_interval
+    if scan is not None and (isinstance(scan, bool) or not isinstance(scan, int) or scan < 1):
+        raise CondorDagError(f"dagman_scan_interval={scan!r}: give a whole number of seconds "
+                             ">= 1, or None to leave it to the pool's configuration")
     if opts.group not in ("none", "chains"):
         raise CondorDagError(f"group={opts.group!r} is not one of ('none', 'chains')")
     if not isinstance(opts.inline_limit, int) or opts.inline_limit < 0:

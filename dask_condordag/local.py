@@ -1050,7 +1050,8 @@ class _Runner:
         t0 = time.monotonic()
         last_print = t0
         errored = True
-        self.jobstate_write("INTERNAL", "DAGMAN_STARTED", "0.0")
+        # DAGMan writes its own job id, which the schedd gives it in $CONDOR_ID
+        self.jobstate_write("INTERNAL", "DAGMAN_STARTED", os.environ.get("CONDOR_ID", "0.0"))
         try:
             for n in self.nodes.values():  # Dag::Bootstrap, file order
                 if n.status == STATUS_NOT_READY and all(

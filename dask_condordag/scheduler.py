@@ -40,6 +40,7 @@ from .annotations import dag_settings, merge_condor
 from .condor import choose_run_mode
 from .config import options
 from .exceptions import CondorDagError
+from .follow import Follower
 from .graph import read_graph
 from .plan import make_plan
 from .tokens import sha
@@ -112,7 +113,8 @@ def get(dsk, keys, callbacks=None, **kwargs):
 
     Options (keyword arguments, else the ``condordag`` section of dask's
     config): ``run`` ("auto", "condor", "local" or "none"; ``hold_timeout`` and
-    ``poll_interval`` for condor), ``path``, ``name``, ``directory``,
+    ``poll_interval`` for condor, and ``dagman_scan_interval``: DAGMan's log
+    scan, seconds), ``path``, ``name``, ``directory``,
     ``max_workers``, ``inline_limit``, ``progress``, ``group``, and the DAG-level
     ``maxjobs`` ({category: n}), ``dag_config`` ({DAGMan knob: value}),
     ``dot``, ``node_status_interval`` (seconds, None for none) and
@@ -125,11 +127,16 @@ def get(dsk, keys, callbacks=None, **kwargs):
     run = choose_run_mode(opts.run)
     wf = _compile(dsk, flat, opts)
     if run == "condor":
-        # Submit, wait (progress lines; Ctrl-C leaves the DAG running and says
-        # how to reattach), then load the results as the local path does.
-        if wf.submit(force=opts.force) is not None:
-            wf.wait(hold_timeout=opts.hold_timeout, poll=opts.poll_interval,
-                    progress=opts.progress)
+        # Submit, wait (progress lines, dask callbacks from DAGMan's records;
+        # Ctrl-C leaves the DAG running and says how to reattach), then load
+        # the results as the local path does.
+        with local_callbacks(callbacks) as cbs:
+            if wf.submit(force=opts.force,
+                         dagman_scan_interval=opts.dagman_scan_interval) is not None:
+                wf.wait(hold_timeout=opts.hold_timeout, poll=opts.poll_interval,
+                        progress=opts.progress, callbacks=cbs)
+            else:  # all done already: the callbacks see a finished run, as locally
+                Follower.for_workflow(wf, cbs).run_done()
         return _nest(keys, dict(zip(flat, wf.values())))
     if run == "none":
         raise CondorDagError(

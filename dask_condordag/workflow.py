@@ -29,6 +29,8 @@ from .write import read_manifest
 
 __all__ = ["Workflow"]
 
+_OPTION = object()  # "not given": take the option's value
+
 
 class Workflow:
     """A written workflow directory: run it, look at it, load its results."""
@@ -125,9 +127,14 @@ class Workflow:
             return None
 
     def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None,
-               preflight: bool = True):
+               preflight: bool = True, dagman_scan_interval=_OPTION):
         """Submit the DAG with ``condor_submit_dag``; returns the DAGMan job's
         cluster id, or None when every node is already done.
+
+        ``dagman_scan_interval``: seconds between DAGMan's looks at its jobs'
+        event log, given to the DAGMan job in its environment (``-include_env
+        _CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL``); None leaves it to the pool's
+        configuration. Default: the ``dagman_scan_interval`` option.
 
         ``preflight``: first run ``delivery.doctor(run_task=False)`` -- one
         node's payload and inputs loaded here the way the chosen delivery would
@@ -172,9 +179,13 @@ class Workflow:
         status = self.status_path
         if status is not None and status.exists():
             status.unlink()  # a snapshot of the last run; DAGMan writes a new one
+        if dagman_scan_interval is _OPTION:
+            from .config import options
+
+            dagman_scan_interval = options({}).dagman_scan_interval
         cluster, _ = self._backend().submit_dag(
             self.path, self.dag_path.name, batch_name=batch_name or self.name, force=force,
-            update_submit=update)
+            update_submit=update, env=condor.dagman_environment(dagman_scan_interval))
         condor.write_cluster(self.path, cluster)
         how = f", resuming from {rescue[-1].name}" if rescue and not force else ""
         print(f"[dask-condordag] {self.name}: submitted {self.dag_path.name} as DAGMan job "
@@ -203,7 +214,8 @@ class Workflow:
         return self._backend().remove(cluster)
 
     def wait(self, timeout: float | None = None, *, hold_timeout: float | None = None,
-             poll: float | None = None, progress: bool | None = None, stream=None) -> dict:
+             poll: float | None = None, progress: bool | None = None, stream=None,
+             callbacks=None) -> dict:
         """Wait until the submitted DAG has finished; returns ``status()``.
 
         Prints progress lines (done, idle, running, held, failed of total)
@@ -215,14 +227,36 @@ class Workflow:
         The DAG keeps running in the last two cases, and on Ctrl-C.
         ``hold_timeout`` and ``poll`` (seconds between looks) default to the
         ``hold_timeout`` and ``poll_interval`` options.
+
+        ``callbacks``: dask callbacks (``dask.diagnostics.ProgressBar``, any
+        ``dask.callbacks.Callback``), driven per task from DAGMan's jobstate
+        log and node status file at each look (:mod:`dask_condordag.follow`);
+        None: those active in a ``with`` block, as ``dask.compute`` does.
+        ``finish`` runs however the wait ends (``errored=True`` unless the DAG
+        succeeded).
         """
+        from dask.callbacks import local_callbacks
+
         from .config import options
+        from .follow import Follower
 
         if hold_timeout is None or poll is None:
             opts = options({})
             hold_timeout = opts.hold_timeout if hold_timeout is None else hold_timeout
             poll = opts.poll_interval if poll is None else poll
-        stream = stream or sys.stderr
+        with local_callbacks(callbacks) as cbs:
+            follower = Follower.for_workflow(self, cbs)
+            follower.start()
+            ok = False
+            try:
+                out = self._wait(follower, timeout, hold_timeout, poll, progress,
+                                 stream or sys.stderr)
+                ok = True
+                return out
+            finally:
+                follower.finish(errored=not ok)
+
+    def _wait(self, follower, timeout, hold_timeout, poll, progress, stream) -> dict:
         start = time.monotonic()
         last_line, last_print = None, 0.0
         try:
@@ -233,7 +267,8 @@ class Workflow:
                         f"the workflow at {self.path} has not been submitted (no "
                         f"{condor.CLUSTER_FILE}, no node status file): submit it first "
                         f"(dask-condordag submit {self.path})")
-                line = self._progress_line(state, q)
+                follower.update(state)
+                line = self._progress_line(state, q, follower.done)
                 now = time.monotonic()
                 if progress is not False and (line != last_line or now - last_print > 300):
                     print(f"[dask-condordag] {self.name}: {line}", file=stream, flush=True)
@@ -258,18 +293,22 @@ class Workflow:
                   f"  remove it: dask-condordag remove {self.path}", file=stream, flush=True)
             raise
         state = self.dag_state()
+        follower.update(state)
         ok = state.ok if state is not None and state.finished else (
             self._result_counts()["done"] == len(self.nodes))
         if not ok:
             raise self._failure(state)
         return self.status()
 
-    def _progress_line(self, state, q) -> str:
+    def _progress_line(self, state, q, done_seen: int = 0) -> str:
+        """``done_seen``: nodes the jobstate log already says are done (the
+        node status file is rewritten only every ``node_status_interval``)."""
         if state is None:
             s = self._result_counts()
             done, failed, total = s["done"], s["failed"], s["total"]
         else:
             done, failed, total = state.done, state.failed, state.total
+        done = max(done, min(done_seen, total))
         if q is not None:
             idle, running = q.count(condor.JOB_IDLE), q.count(condor.JOB_RUNNING)
             held = sum(1 for j in q.jobs if j.held)

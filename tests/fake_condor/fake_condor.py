@@ -18,9 +18,13 @@ What it mimics, and where each behaviour comes from (HTCondor 25.x source):
   submitDag with condor_submit's "Submitting job(s)." / "1 job(s) submitted
   to cluster N." inside it. The "DAGMan job" is our local runner in a
   background process; it writes the node status file (the DAG names one),
-  the rescue DAG, and <dag>.dagman.out with DAGMan's first and last lines
-  ("** condor_scheduniv_exec.N.0 (CONDOR_DAGMAN) STARTING UP", "**** ...
-  (condor_DAGMAN) pid P EXITING WITH STATUS S").
+  the rescue DAG, the jobstate log (its DAGMAN_STARTED line carries the
+  cluster id, from $CONDOR_ID as the schedd sets it for DAGMan), and
+  <dag>.dagman.out with DAGMan's first and last lines ("**
+  condor_scheduniv_exec.N.0 (CONDOR_DAGMAN) STARTING UP", "**** ...
+  (condor_DAGMAN) pid P EXITING WITH STATUS S") and its
+  "DAGMAN_USER_LOG_SCAN_INTERVAL setting: N" line (from the environment that
+  -include_env passes, else HTCondor's default 5).
 * condor_q -json: nothing when no job matches, else "[\\n" ad (",\\n" ad)*
   "\\n]\\n" (src/condor_utils/compat_classad.cpp CondorClassAdListWriter), each
   ad unparsed by HTCondor's own JSON unparser (classad2, from the htcondor
@@ -86,6 +90,8 @@ def submit_dag(argv):
             force = True
         elif a.lower() == "-update_submit":
             update = True
+        elif a.lower() == "-include_env":
+            i += 1  # names of variables of our environment: the runner sees it all
         else:
             print(f"fake condor_submit_dag: unsupported option {a}", file=sys.stderr)
             return 1
@@ -124,10 +130,15 @@ def submit_dag(argv):
     state = _load("state.json", {"next": 1001, "clusters": {}})
     cluster = state["next"]
     state["next"] += 1
+    # The DAGMan job sees our environment (its submit file has "getenv =
+    # CONDOR_CONFIG,_CONDOR_*,PATH,...", and -include_env names more), and the
+    # schedd gives it its id in $CONDOR_ID (DAGMan writes it to the jobstate log).
+    env = dict(os.environ, CONDOR_ID=f"{cluster}.0")
     with open(liberr, "a") as err:
         proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "_dagman",
                                  str(cluster), dag], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                                env=env)
     state["clusters"][str(cluster)] = {"dir": os.getcwd(), "dag": dag, "pid": proc.pid,
                                        "batch": batch or f"{dag}+{cluster}",
                                        "since": int(time.time())}
@@ -165,6 +176,9 @@ def dagman(cluster, dag):
     log("******************************************************")
     log(f"** condor_scheduniv_exec.{cluster}.0 (CONDOR_DAGMAN) STARTING UP")
     log(f"** PID = {os.getpid()}")
+    # a setting from the job's environment, as DAGMan prints it (dagman_main.cpp Config)
+    scan = os.environ.get("_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL", "5")
+    log(f"DAGMAN_USER_LOG_SCAN_INTERVAL setting: {scan}")
     code = 1
     try:
         report = run(dag, progress=False, stream=out)
