@@ -424,15 +424,6 @@ def test_wait_after_local_run_uses_status_file(tmp_path):
     assert wf.wait(progress=False)["done"] == 1
 
 
-@pytest.mark.condor
-def test_real_pool_round_trip(tmp_path):
-    """Needs a real pool (skipped where condor_submit_dag is not on PATH)."""
-    home = os.environ.get("HOME", str(tmp_path))  # DAGMan avoids /tmp for node logs
-    path = os.path.join(home, f"dcdag-test-{os.getpid()}")
-    total = delayed(add)(delayed(inc)(1), 2)
-    assert total.compute(scheduler="condordag", run="condor", path=path, poll_interval=5) == 4
-
-
 def test_submit_runs_the_preflight_and_refuses_a_broken_workflow(fake, tmp_path):
     from dask import delayed
 
