@@ -47,7 +47,13 @@ Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
       jobs (its submit file sets ``OtherJobRemoveRequirements = "DAGManJobId
       =?= $(cluster)"``, dagman_utils.cpp writeSubmitFile; manual:
       dagman-interaction.rst "Removing a DAG"); DAGMan is sent SIGUSR1
-      (``remove_kill_sig``) and writes a rescue DAG.
+      (``remove_kill_sig``) and writes a rescue DAG. Observed on HTCondor
+      25.14: condor_rm prints "All jobs in cluster N have been marked for
+      removal", the queue is empty within a second or two, DAGMan exits 2,
+      and the DAGMan job's history ad (``condor_history -json -limit 1 N``)
+      has ``JobStatus`` 3 and ``DAG_Status`` 4 -- how a removed DAG is told
+      from a failed one (the node status file says ``DagStatus = 6`` for
+      both; only its comment says "removed").
     * The node status file (``NODE_STATUS_FILE``, manual:
       automated-workflows/dagman-node-status-file.rst) is a list of new
       ClassAds: one ``DagStatus``, one ``NodeStatus`` per node, one
