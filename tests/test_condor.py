@@ -488,9 +488,7 @@ STATUS_FILE_REMOVED = """[
 """
 
 
-def test_removed_dag_is_told_from_the_job_history(tmp_path, capsys):
-    from dask_condordag import cli
-
+def test_removed_dag_is_told_from_the_job_history(tmp_path):
     wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf", node_status_interval=1)
     (node,) = wf.nodes
     condor.write_cluster(wf.path, 314)

@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ import dask_condordag
 from dask_condordag import Workflow, cli, condor, names, procid
 from dask_condordag.results import read_result
 
-from .helpers import add, boom, inc
+from .helpers import add, inc
 
 pytestmark = pytest.mark.condor
 
