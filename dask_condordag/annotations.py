@@ -254,6 +254,15 @@ def _abort(key, value) -> tuple:
         ret = _int(key, what, ret, minimum=0)
         if ret > 255:
             _fail(key, what, f"return value {ret} is above 255")
+    dag_exit = code if ret is None else ret
+    if dag_exit > 2:
+        # condor_submit_dag's DAGMan job has on_exit_remove = ExitCode 0..2: on any
+        # other exit the schedd restarts DAGMan, which runs the DAG again, forever
+        # (seen on HTCondor 25.14: DAGMan exited 4, restarted every 5 minutes)
+        _fail(key, what, f"DAGMan would exit with {dag_exit} when it aborts, and HTCondor "
+                         "removes the DAGMan job only when it exits 0, 1 or 2 (condor_submit_dag"
+                         "'s on_exit_remove): the schedd would restart it and run the DAG again "
+                         f"and again. Give the DAG's return value: ({code}, 1)")
     return (code, ret)
 
 

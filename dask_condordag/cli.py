@@ -100,7 +100,7 @@ def _cmd_status(args) -> int:
         print(f"jobs: {j['idle']} idle, {j['running']} running, {j['held']} held")
     for h in s.get("held", []):
         print(f"HELD job {h['job']} (node {h['node'] or 'DAGMan itself'}): {h['hold_reason']}")
-    bad = s["failed"] or s["dagman"] == "failed" or s.get("held")
+    bad = s["failed"] or s["dagman"] in ("failed", "removed") or s.get("held")
     return 1 if bad else 0
 
 

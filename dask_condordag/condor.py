@@ -54,7 +54,13 @@ Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
       jobs (its submit file sets ``OtherJobRemoveRequirements = "DAGManJobId
       =?= $(cluster)"``, dagman_utils.cpp writeSubmitFile; manual:
       dagman-interaction.rst "Removing a DAG"); DAGMan is sent SIGUSR1
-      (``remove_kill_sig``) and writes a rescue DAG.
+      (``remove_kill_sig``) and writes a rescue DAG. Observed on HTCondor
+      25.14: condor_rm prints "All jobs in cluster N have been marked for
+      removal", the queue is empty within a second or two, DAGMan exits 2,
+      and the DAGMan job's history ad (``condor_history -json -limit 1 N``)
+      has ``JobStatus`` 3 and ``DAG_Status`` 4 -- how a removed DAG is told
+      from a failed one (the node status file says ``DagStatus = 6`` for
+      both; only its comment says "removed").
     * The node status file (``NODE_STATUS_FILE``, manual:
       automated-workflows/dagman-node-status-file.rst) is a list of new
       ClassAds: one ``DagStatus``, one ``NodeStatus`` per node, one
@@ -88,7 +94,8 @@ __all__ = [
     "CLUSTER_FILE", "CondorCommandError", "JobHeldError", "DagFailedError", "WaitTimeout",
     "available", "choose_run_mode", "submit_dag_command", "dagman_environment",
     "parse_submit_output",
-    "queue_command", "parse_queue_json", "remove_command", "parse_classads",
+    "queue_command", "parse_queue_json", "remove_command", "history_command",
+    "parse_history_json", "was_removed", "parse_classads",
     "read_status_file", "DagState", "NodeState", "Job", "Queue", "Condor",
 ]
 
@@ -96,6 +103,7 @@ __all__ = [
 CLUSTER_FILE = "dagman.cluster"
 
 SUBMIT_DAG, CONDOR_Q, CONDOR_RM = "condor_submit_dag", "condor_q", "condor_rm"
+CONDOR_HISTORY = "condor_history"
 
 #: DAGMan's log scan interval, as an override in the DAGMan job's environment.
 SCAN_INTERVAL_ENV = "_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL"
@@ -109,6 +117,13 @@ STATUS_WORDS = ("not ready", "ready", "pre script", "queued", "post script", "do
 # JobStatus values (manual: classad-attributes/job-classad-attributes.rst)
 JOB_IDLE, JOB_RUNNING, JOB_REMOVED, JOB_COMPLETED, JOB_HELD, JOB_TRANSFERRING, \
     JOB_SUSPENDED = range(1, 8)
+
+# DAG_Status of the DAGMan job ad (src/condor_dagman/dagman_main.h DagStatus)
+DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT, DAG_STATUS_RM = \
+    range(5)
+
+#: What ``condor_history`` is asked for about a DAGMan job that left the queue.
+HISTORY_ATTRIBUTES = ("ClusterId", "JobStatus", "DAG_Status", "ExitCode", "RemoveReason")
 
 #: What ``condor_q`` is asked for.
 QUEUE_ATTRIBUTES = ("ClusterId", "ProcId", "JobStatus", "DAGManJobId", "DAGNodeName",
@@ -222,6 +237,36 @@ def remove_command(cluster: int) -> list:
     ['condor_rm', '7']
     """
     return [CONDOR_RM, str(int(cluster))]
+
+
+def history_command(cluster: int) -> list:
+    """``condor_history`` of the DAGMan job ``cluster`` once it left the queue.
+
+    >>> history_command(7)[:4]
+    ['condor_history', '-json', '-limit', '1']
+    """
+    return [CONDOR_HISTORY, "-json", "-limit", "1", str(int(cluster)),
+            "-attributes", ",".join(HISTORY_ATTRIBUTES)]
+
+
+def parse_history_json(text: str) -> dict | None:
+    """The one job ad ``condor_history -json -limit 1`` printed (None: not found)."""
+    ads = parse_queue_json(text)
+    return ads[0] if ads else None
+
+
+def was_removed(ad: dict | None) -> bool:
+    """The DAGMan job's history ad says it was removed (``condor_rm``):
+    ``JobStatus`` 3, ``DAG_Status`` 4 (DAG_STATUS_RM). Observed on HTCondor
+    25.14: DAGMan then exits 2 and writes ``DagStatus = 6; /* "STATUS_ERROR
+    (removed)" */`` into the node status file, each queued node
+    ``StatusDetails = "Was STATUS_SUBMITTED"``.
+
+    >>> was_removed({"JobStatus": 3, "DAG_Status": 4})
+    True
+    """
+    return ad is not None and (ad.get("JobStatus") == JOB_REMOVED
+                               or ad.get("DAG_Status") == DAG_STATUS_RM)
 
 
 # ------------------------------------------------------------------ queue
@@ -498,10 +543,16 @@ class Condor:
         return queue_from_ads(parse_queue_json(r.stdout or ""), cluster)
 
     def remove(self, cluster: int) -> str:
-        """``condor_rm`` the DAGMan job; what it printed."""
+        """``condor_rm`` the DAGMan job; what it printed ("All jobs in cluster
+        N have been marked for removal", HTCondor 25.14)."""
         cmd = remove_command(cluster)
         r = self._call(cmd)
         return (r.stdout or "").strip()
+
+    def history(self, cluster: int) -> dict | None:
+        """The DAGMan job's ad from the job history (None: not there)."""
+        r = self._call(history_command(cluster))
+        return parse_history_json(r.stdout or "")
 
 
 # ------------------------------------------------------------------ cluster file

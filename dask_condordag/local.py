@@ -77,6 +77,12 @@ Policy (DAGMan 25.x's, where it applies; "src/" is HTCondor's source tree,
       that does not depend on a failed one still runs (``fail_fast=True``
       starts nothing new instead). Then a rescue DAG in DAGMan's format is
       written; running again resumes from it.
+    * A submit description condor_submit refuses for a node (a malformed
+      ``environment`` or ``arguments``, a macro it cannot expand) fails that
+      node at once, without RETRY, and the rest goes on: seen on HTCondor
+      25.14, DAGMan logs "Node submit failed after 1 try", "Shortcutting node
+      retries because of submit failure(s)", the jobstate log ``SUBMIT_FAILURE``
+      and the node status file ``StatusDetails = "Job submit failed"``.
     * Submit commands the runner cannot honour here (``requirements``,
       ``request_gpus``, ``container_image``, ``accounting_group``, job ad
       attributes ``+X``/``My.X`` ...) are ignored with one notice per command
@@ -113,6 +119,7 @@ _PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 _PASS_ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_")
 
 # src/condor_dagman/dag.cpp
+DAG_ERROR_CONDOR_SUBMIT_FAILED = -1001
 DAG_ERROR_CONDOR_JOB_ABORTED = -1002
 DAG_ERROR_JOB_SKIPPED = -1004
 # DAG_STATUS values (manual: dagman-scripts.rst, $DAG_STATUS)
@@ -548,6 +555,11 @@ class _Runner:
 
     def submit_node(self, n: _Node) -> None:
         submit = None if n.spec.noop else self.submit_for(n)
+        if submit is not None:
+            refused = self.submit_refusal(n, submit)
+            if refused:
+                self.submit_failed(n, refused)
+                return
         self.next_cluster += 1
         n.reset_job()
         n.cluster = self.next_cluster
@@ -555,14 +567,7 @@ class _Runner:
         if n.spec.category is not None:
             self.cat_current[n.spec.category] = self.cat_current.get(n.spec.category, 0) + 1
         self.start_keys(n)
-        macros = {
-            "JOB": n.name, "RETRY": str(n.retries), "DAG_STATUS": str(self.dag_status),
-            "FAILED_COUNT": str(self.failed_count),
-            "DAG_PARENT_NAMES": ",".join(self.dag.parents.get(n.name, ())),
-        }
-        if n.spec.priority:
-            macros["priority"] = str(n.spec.priority)
-        macros.update(n.spec.vars)
+        macros = self.submit_macros(n)
         n.macros = macros
         nprocs = 1 if submit is None else submit.queue_count
         n.nprocs = n.queued = nprocs
@@ -572,10 +577,7 @@ class _Runner:
                 self.events.put(("proc", n.name, n.cluster,
                                  JobOutcome(n.name, True, 0, "", 0.0, p)))
             return
-        try:
-            cmds = submitdesc.expand(submit, macros)
-        except submitdesc.SubmitSyntaxError as e:
-            raise RunnerError(f"node {n.name}: {e}") from e
+        cmds = submitdesc.expand(submit, macros)  # submit_refusal() expanded it already
         for key, value in cmds.items():
             lk = key.lower()
             if key.startswith("My."):
@@ -596,6 +598,37 @@ class _Runner:
             n.idle.add(p)
             heapq.heappush(self.idle, (-prio, n.cluster, p, n.name))
             self.jobstate_write(n.name, "SUBMIT", f"{n.cluster}.{p}")
+
+    def submit_macros(self, n: _Node) -> dict:
+        macros = {
+            "JOB": n.name, "RETRY": str(n.retries), "DAG_STATUS": str(self.dag_status),
+            "FAILED_COUNT": str(self.failed_count),
+            "DAG_PARENT_NAMES": ",".join(self.dag.parents.get(n.name, ())),
+        }
+        if n.spec.priority:
+            macros["priority"] = str(n.spec.priority)
+        macros.update(n.spec.vars)
+        return macros
+
+    def submit_refusal(self, n: _Node, submit) -> str:
+        """What condor_submit would refuse in ``n``'s submit description ("": nothing)."""
+        try:
+            cmds = submitdesc.expand(submit, self.submit_macros(n))
+            submitdesc.parse_environment(cmds.get("environment", ""))
+            submitdesc.split_arguments(cmds.get("arguments", ""))
+        except submitdesc.SubmitSyntaxError as e:
+            return f"submit description {n.spec.submit}: {e}"
+        return ""
+
+    def submit_failed(self, n: _Node, reason: str) -> None:  # Dag::ProcessFailedSubmit
+        """DAGMan's handling of a refused submit (observed on HTCondor 25.14):
+        SUBMIT_FAILURE in the jobstate log, the node fails without its
+        retries, the others go on."""
+        self.jobstate_write(n.name, "SUBMIT_FAILURE")
+        n.error = f"Job submit failed: {reason}"
+        n.retval = n.job_ret = DAG_ERROR_CONDOR_SUBMIT_FAILED
+        self.node_failed(n)
+        self.status_outdated = True
 
     def dispatch(self) -> None:
         """The schedd: start idle procs while slots are free."""

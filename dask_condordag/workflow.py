@@ -126,6 +126,18 @@ class Workflow:
         except condor.CondorCommandError:
             return None
 
+    def _dagman_history(self):
+        """The DAGMan job's ad in the job history once it left the queue; None
+        when that cannot be known here (never submitted, no condor_history)."""
+        cluster = self.cluster
+        if cluster is None or (self.backend is None
+                               and shutil.which(condor.CONDOR_HISTORY) is None):
+            return None
+        try:
+            return self._backend().history(cluster)
+        except condor.CondorCommandError:
+            return None
+
     def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None,
                preflight: bool = True, dagman_scan_interval=_OPTION):
         """Submit the DAG with ``condor_submit_dag``; returns the DAGMan job's
@@ -357,7 +369,13 @@ class Workflow:
             _add_context(exc, "\n".join(where))
             return exc
         failed = state.failed_nodes() if state is not None else {}
-        lines = [f"the DAG at {self.dag_path} failed"]
+        ad = self._dagman_history()
+        if condor.was_removed(ad):
+            why = ad.get("RemoveReason") or "condor_rm"
+            lines = [f"the DAG at {self.dag_path} was removed ({why}); DAGMan stopped "
+                     "these nodes"]
+        else:
+            lines = [f"the DAG at {self.dag_path} failed"]
         lines += [f"  node {n}: {why or 'failed'}" for n, why in failed.items()]
         if not failed:
             lines.append("  (DAGMan left the queue without finishing the DAG; it was "
@@ -374,7 +392,8 @@ class Workflow:
         ``total``, ``done``, ``failed``, ``pending``: nodes, from the result
         files. ``cluster``: the DAGMan job (None if never submitted);
         ``dagman``: "not submitted", "running", "held", "done", "failed",
-        "not in the queue" or "unknown"; ``nodes``: DAGMan's per-state counts
+        "removed" (its DAGMan job was removed: the job history says so), "not
+        in the queue" or "unknown"; ``nodes``: DAGMan's per-state counts
         from the node status file (None before it exists); ``jobs``: idle,
         running and held job procs (from the queue where HTCondor is here,
         else from the status file); ``held``: the held jobs with their hold
@@ -384,6 +403,9 @@ class Workflow:
         state, q, cluster = self.dag_state(), self._query(), self.cluster
         if q is not None and q.dagman is not None:
             dagman = "held" if q.dagman.held else "running"
+        elif (q is not None and cluster is not None and not (state is not None and state.ok)
+              and condor.was_removed(self._dagman_history())):
+            dagman = "removed"
         elif state is not None and state.finished:
             dagman = "done" if state.ok else "failed"
         elif cluster is None:

@@ -306,6 +306,8 @@ BAD = [
     ({"condor": {"submit": {"universe": "grid"}}}, "universe"),
     ({"condor": {"submit": {"bad name!": "x"}}}, "not a submit command name"),
     ({"condor": {"abort_dag_on": (1, 300)}}, "above 255"),
+    ({"condor": {"abort_dag_on": (1, 4)}}, r"exit with 4 .*0, 1 or 2.*\(1, 1\)"),
+    ({"condor": {"abort_dag_on": 124}}, r"exit with 124 .*again and again.*\(124, 1\)"),
     ({"condor": {"catgory": "x"}}, "unknown setting.*catgory"),
     ({"condor": {"processes": 2, "cluster": "c"}}, "use one"),
     ({"condor": "db"}, "not a dict"),

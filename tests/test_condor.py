@@ -424,15 +424,6 @@ def test_wait_after_local_run_uses_status_file(tmp_path):
     assert wf.wait(progress=False)["done"] == 1
 
 
-@pytest.mark.condor
-def test_real_pool_round_trip(tmp_path):
-    """Needs a real pool (skipped where condor_submit_dag is not on PATH)."""
-    home = os.environ.get("HOME", str(tmp_path))  # DAGMan avoids /tmp for node logs
-    path = os.path.join(home, f"dcdag-test-{os.getpid()}")
-    total = delayed(add)(delayed(inc)(1), 2)
-    assert total.compute(scheduler="condordag", run="condor", path=path, poll_interval=5) == 4
-
-
 def test_submit_runs_the_preflight_and_refuses_a_broken_workflow(fake, tmp_path):
     from dask import delayed
 
@@ -447,3 +438,71 @@ def test_submit_runs_the_preflight_and_refuses_a_broken_workflow(fake, tmp_path)
         wf.submit()
     assert not info.value.report.ok
     assert wf.cluster is None  # nothing was submitted
+
+
+# What HTCondor 25.14 recorded after `condor_rm` of a DAGMan job (this project's
+# pool, shared/htcondor): condor_history's ad of the DAGMan job, and the node
+# status file DAGMan wrote on its way out (SIGUSR1).
+HISTORY_REMOVED = """[
+{
+  "ClusterId": 314,
+  "DAG_Status": 4,
+  "JobStatus": 3,
+  "RemoveReason": "via condor_rm (by user condorpool)"
+}
+]
+"""
+STATUS_FILE_REMOVED = """[
+  Type = "DagStatus";
+  DagFiles = {
+    "wf.dag"
+  };
+  Timestamp = 1796551424; /* "Sun Dec  6 10:03:44 2026" */
+  DagStatus = 6; /* "STATUS_ERROR (removed)" */
+  NodesTotal = 1;
+  NodesDone = 0;
+  NodesPre = 0;
+  NodesQueued = 0;
+  NodesPost = 0;
+  NodesReady = 0;
+  NodesUnready = 0;
+  NodesFutile = 0;
+  NodesFailed = 1;
+  JobProcsHeld = 0;
+  JobProcsIdle = 0; /* includes held */
+]
+[
+  Type = "NodeStatus";
+  Node = "NODE";
+  NodeStatus = 6; /* "STATUS_ERROR" */
+  StatusDetails = "Was STATUS_SUBMITTED";
+  RetryCount = 0;
+  JobProcsQueued = 0;
+  JobProcsHeld = 0;
+]
+[
+  Type = "StatusEnd";
+  EndTime = 1796551424; /* "Sun Dec  6 10:03:44 2026" */
+  NextUpdate = 0; /* "none" */
+]
+"""
+
+
+def test_removed_dag_is_told_from_the_job_history(tmp_path):
+    wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf", node_status_interval=1)
+    (node,) = wf.nodes
+    condor.write_cluster(wf.path, 314)
+    wf.status_path.write_text(STATUS_FILE_REMOVED.replace("NODE", node))
+    wf.backend = Condor(Recorded(condor_q="", condor_history=HISTORY_REMOVED))
+    assert wf.status()["dagman"] == "removed"
+    with pytest.raises(dask_condordag.DagFailedError,
+                       match=r"was removed \(via condor_rm \(by user condorpool\)\)") as e:
+        wf.wait(poll=0.01, progress=False)
+    assert e.value.nodes == {node: "Was STATUS_SUBMITTED"}
+    # a failed DAG (not removed) stays "failed"
+    wf.backend = Condor(Recorded(condor_q="", condor_history=HISTORY_REMOVED.replace(
+        '"JobStatus": 3', '"JobStatus": 4').replace('"DAG_Status": 4', '"DAG_Status": 2')))
+    assert wf.status()["dagman"] == "failed"
+    assert condor.history_command(314) == [
+        "condor_history", "-json", "-limit", "1", "314", "-attributes",
+        "ClusterId,JobStatus,DAG_Status,ExitCode,RemoveReason"]
