@@ -81,9 +81,12 @@ __all__ = ["Tokenizer", "value_token", "sha", "user_modules", "is_user_code"]
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 _SCALAR_SET = frozenset(_SCALARS)
 _CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
+_BUILTIN_BASES = (int, float, complex, str, bytes, tuple, list, dict, set, frozenset)
 # standard types whose repr is their whole value (dask's tokenize agrees)
+# (and typing's objects: annotations evaluated at run time)
 _REPR_MODULES = frozenset({"datetime", "decimal", "_decimal", "_pydecimal", "fractions",
-                           "pathlib", "uuid", "ipaddress"})
+                           "pathlib", "uuid", "ipaddress", "typing"})
+_REPR_TYPES = frozenset({range, types.GenericAlias, getattr(types, "UnionType", range)})
 # class attributes that say nothing about behaviour, or that mirror what the
 # class's own functions already hold (dataclass fields: the generated __init__)
 _CLASS_SKIP = frozenset({
@@ -309,6 +312,9 @@ class Tokenizer:
             if name in _CLASS_SKIP or (is_enum and _sunder(name)):
                 continue
             parts.append(f"{name}={self._class_attr(c, name, attrs[name], is_enum)}")
+        if is_enum:  # (members need not be in the class's own dict)
+            parts.extend(f"member:{name}={self._class_attr(c, name, m.value, False)}"
+                         for name, m in c.__members__.items())
         return "class(" + ";".join(parts) + ")"
 
     def _class_attr(self, c, name: str, v, is_enum: bool) -> str:
@@ -449,13 +455,12 @@ class Tokenizer:
         if fields is not None and not isinstance(v, type):
             values = self._container({f: getattr(v, f, None) for f in fields}, dict)
             return None if values is None else f"dataclass:{self.cls(t)}{values}"
-        for base in _SCALARS[2:]:  # a subclass of int, str ... (bool cannot be one)
+        for base in _BUILTIN_BASES:  # a subclass of int, str, dict ... (e.g. defaultdict)
             if isinstance(v, base):
-                extra = getattr(v, "__dict__", None)
-                extra = self._container(extra, dict) if extra else ""
-                return None if extra is None else \
-                    f"{self.cls(t)}:{base.__repr__(v)}{extra}"
-        if t.__module__.split(".")[0] in _REPR_MODULES or t is range:
+                return self._subclassed(v, t, base)
+        if t is types.MappingProxyType:
+            return self._container(dict(v), dict)
+        if t.__module__.split(".")[0] in _REPR_MODULES or t in _REPR_TYPES:
             return f"{_typename(v)}:{v!r}"
         if t.__module__ == "re" and t.__name__ == "Pattern":
             return f"re:{v.pattern!r}:{v.flags}"
@@ -465,6 +470,42 @@ class Tokenizer:
         wrapped = getattr(v, "__wrapped__", None)  # functools.lru_cache, wraps(...)
         if isinstance(wrapped, types.FunctionType):
             return f"wrapped:{_typename(v)}({self.func(wrapped)})"
+        name = _installed_name(v)  # a Cython function, a ufunc ... of an installed package
+        if name is not None:
+            return "ref:" + name
+        return self._dask_token(v, t)
+
+    def _subclassed(self, v, t, base):
+        if base in _SCALAR_SET:
+            core = base.__repr__(v)
+        else:
+            core = self._container(base(v), base)
+            if core is None:
+                return None
+        extra = ""
+        factory = getattr(v, "default_factory", None)  # collections.defaultdict
+        if factory is not None:
+            extra = self._plain(factory)
+            if extra is None:
+                return None
+        attrs = getattr(v, "__dict__", None)
+        if attrs:
+            attrs = self._container(attrs, dict)
+            if attrs is None:
+                return None
+            extra += attrs
+        return f"{self.cls(t)}:{core}{extra}"
+
+    def _dask_token(self, v, t):
+        """dask's tokenize, for types it has its own deterministic rule for
+        (pandas, pyarrow ...; not its pickle fallback for any object)."""
+        from dask.tokenize import normalize_object, normalize_token, tokenize
+
+        try:
+            if normalize_token.dispatch(t) is not normalize_object:
+                return f"dask:{tokenize(v, ensure_deterministic=True)}"
+        except Exception:  # dask says it cannot be deterministic
+            pass
         self._culprit = v
         return None
 
@@ -500,6 +541,23 @@ def _label(key, keep) -> str:
     if key[0] == "code":
         return "code:" + keep[0].co_name
     return f"{key[0]}:{key[-1]}"
+
+
+def _installed_name(v):
+    """``module.qualname`` when ``v`` is what that name of an installed
+    module holds (not the user's own module), else None."""
+    mod = getattr(v, "__module__", None)
+    name = getattr(v, "__qualname__", None) or getattr(v, "__name__", None)
+    if not isinstance(mod, str) or not isinstance(name, str):
+        return None
+    obj = sys.modules.get(mod)
+    if obj is None or _is_user_module(mod, obj):
+        return None
+    for part in name.split("."):
+        obj = getattr(obj, part, _MISSING)
+        if obj is _MISSING:
+            return None
+    return f"{mod}.{name}" if obj is v else None
 
 
 def _sunder(name: str) -> bool:

@@ -79,6 +79,7 @@ import json, os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dask
 from dask import delayed
+import dask_condordag
 import lib
 
 
@@ -362,3 +363,58 @@ def test_installed_code_counts_by_name_only(monkeypatch):
     tok = Tokenizer()
     assert tok.func(dask.utils.parse_bytes) == base and tok.take_reasons() == ()
     assert tok.func(np.mean) == Tokenizer().func(np.mean)
+
+
+def _hashable():
+    import collections
+    import datetime
+    import decimal
+    import pathlib
+    import re
+
+    import numpy as np
+    return [("dict", {"a": [1, (2, None)]}, {"a": [1, (2, 0)]}),
+            ("set", {1, 2}, {1, 3}), ("bytes", b"a", b"b"),
+            ("defaultdict", collections.defaultdict(list, a=[1]),
+             collections.defaultdict(list, a=[2])),
+            ("array", np.arange(3), np.arange(1, 4)), ("npscalar", np.float32(1), np.float32(2)),
+            ("date", datetime.date(2020, 1, 1), datetime.date(2020, 1, 2)),
+            ("path", pathlib.Path("/a"), pathlib.Path("/b")),
+            ("decimal", decimal.Decimal("1.5"), decimal.Decimal("1.6")),
+            ("regex", re.compile("a+"), re.compile("a*")),
+            ("ufunc", np.sqrt, np.exp)]
+
+
+@pytest.mark.parametrize("kind,value,other", _hashable(), ids=[h[0] for h in _hashable()])
+def test_plain_data_is_hashed_by_value(user_module, kind, value, other):
+    def token(v):
+        mod = user_module("def f():\n    return G\n")
+        mod.G = v
+        tok = Tokenizer()
+        out = tok.func(mod.f)
+        assert tok.take_reasons() == (), kind
+        return out
+
+    assert token(value) == token(value)
+    assert token(value) != token(other)
+
+
+@pytest.mark.parametrize("make,typename", [
+    ("random.Random(0)", "random.Random"),
+    ("numpy.random.default_rng(0)", "numpy.random._generator.Generator"),
+    ("io.StringIO('x')", "_io.StringIO"), ("threading.Lock()", "_thread.lock"),
+    ("object()", "object"), ("numpy.array([object()])", "numpy.ndarray"),
+    ("Thing()", "usermod_tokens.Thing"),
+])
+def test_what_cannot_be_hashed_is_named(user_module, make, typename):
+    mod = user_module(f'''
+        import io, random, threading, numpy
+        class Thing:
+            pass
+        G = {make}
+        def f():
+            return G
+    ''')
+    tok = Tokenizer()
+    tok.func(mod.f)
+    assert tok.take_reasons() == (f"global G ({typename}) cannot be hashed",)
