@@ -26,8 +26,8 @@ Policy
       ``tokens``) gets a token unique to this compile, so it *always reruns*;
       so does every task that reads its value. ``Plan.reruns`` says why, per
       task name (the manifest and ``dask-condordag inspect`` show it);
-      ``Plan.stable`` holds the token such a task would have without the
-      compile's nonce, for naming the default workflow folder.
+      ``Plan.stable`` holds the token such a task (or large constant) would
+      have without the compile's nonce, for naming the default workflow folder.
 
 Example::
 
@@ -138,7 +138,7 @@ class Plan:
     files: dict = field(default_factory=dict)  # value name -> tuple of files
     listed: frozenset = frozenset()  # value names whose files form a list (procid)
     reruns: dict = field(default_factory=dict)  # task name -> why it always reruns
-    stable: dict = field(default_factory=dict)  # task name -> its token without the nonce
+    stable: dict = field(default_factory=dict)  # value name -> its token without the nonce
 
     def files_of(self, value_name: str) -> tuple:
         """The workflow-relative file(s) holding a value (task result or data)."""
@@ -274,7 +274,7 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
     return Plan(name=name, nodes=nodes, data=data, outputs=tuple(outputs), task_node=task_node,
                 files=files, listed=frozenset(listed),
                 reruns={tasks[k].name: why for k, why in reruns.items() if k in tasks},
-                stable={tasks[k].name: stable.of[k] for k in reruns if k in tasks})
+                stable={value_of[k][1]: stable.of[k] for k in reruns if value_of[k][0] == "name"})
 
 
 class _Stable:

@@ -418,3 +418,17 @@ def test_what_cannot_be_hashed_is_named(user_module, make, typename):
     tok = Tokenizer()
     tok.func(mod.f)
     assert tok.take_reasons() == (f"global G ({typename}) cannot be hashed",)
+
+
+def test_a_constant_holding_such_a_function_reruns_its_readers(user_module):
+    from dask._task_spec import Task, TaskRef
+
+    mod = user_module("import threading\nLOCK = threading.Lock()\n"
+                      "def f():\n    return LOCK\n")
+    p = make_plan(read_graph({"x": [mod.f], "y": Task("y", len, TaskRef("x"))}, ["y"]),
+                  name="w")
+    [(name, why)] = p.reruns.items()
+    assert why == ("input constant 'x' always reruns",)
+    again = make_plan(read_graph({"x": [mod.f], "y": Task("y", len, TaskRef("x"))}, ["y"]),
+                      name="w")
+    assert name not in again.reruns and again.stable == {next(iter(again.reruns)): p.stable[name]}
