@@ -27,7 +27,8 @@ is taken as changed.
       - functions and classes of the user's own modules, followed
         recursively; a class by its methods (also static, class methods and
         properties), its plain-data class attributes, its bases and
-        metaclass. Cycles (recursion, a method that names its class) are
+        metaclass. A method counts with its whole class (``self.other()``
+        may call any of it). Cycles (recursion, a method that names its class) are
         followed once; a token found inside a cycle is cached only once the
         outermost object of the cycle is done (Tarjan's low-link), so every
         member's token covers the whole cycle;
@@ -50,7 +51,8 @@ is taken as changed.
     * other values (a task's arguments, closure and default values): their
       type and value (``repr`` for plain scalars, dask's ``tokenize``
       otherwise, which is deterministic for numpy arrays and most standard
-      types); a class as above.
+      types); a class, and the class of an instance of the user's own, as
+      above.
 
     Tokens are cached per object for the life of one :class:`Tokenizer` (one
     compile): a function used by 100k tasks is looked at once; lambdas made in
@@ -237,12 +239,17 @@ class Tokenizer:
             kw = ",".join(f"{k}={self._value(v)}" for k, v in sorted(f.keywords.items()))
             args = ",".join(self._value(a) for a in f.args)
             return f"partial({self.func(f.func)};{args};{kw})"
-        if isinstance(f, types.MethodType):
-            return f"method({self.func(f.__func__)};{self._value(f.__self__)})"
+        if isinstance(f, types.MethodType):  # the class: what self.other() may call
+            owner = f.__self__
+            kind = self.cls(owner if isinstance(owner, type) else type(owner))
+            return f"method({self.func(f.__func__)};{kind};{self._value(owner)})"
         if isinstance(f, types.FunctionType):
             if not is_user_code(f):  # installed library code: its name says it
                 return _qualname(f)
             parts = [_qualname(f), self._code(f.__code__, f.__globals__)]
+            owner = _owner_class(f)
+            if owner is not None:  # a method: self.other() may call any of its class
+                parts.append("in:" + self.cls(owner))
             if f.__defaults__:
                 parts.append(self._value(f.__defaults__))
             if f.__kwdefaults__:
@@ -284,6 +291,8 @@ class Tokenizer:
             return self.cls(value)
         from dask.base import tokenize
 
+        if is_user_code(t):  # an instance of the user's class: its methods count
+            return f"{self.cls(t)}:{tokenize(value)}"
         return f"{t.__module__}.{t.__qualname__}:{tokenize(value)}"
 
     _value = value
@@ -541,6 +550,21 @@ def _label(key, keep) -> str:
     if key[0] == "code":
         return "code:" + keep[0].co_name
     return f"{key[0]}:{key[-1]}"
+
+
+def _owner_class(f):
+    """The class ``f`` is defined in (``__qualname__`` ``Cls.meth``, looked
+    up in its module), or None."""
+    path = f.__qualname__.split(".")
+    if len(path) < 2 or "<locals>" in path:
+        return None
+    obj = f.__globals__.get(path[0], _MISSING)
+    for part in path[1:-1]:
+        obj = getattr(obj, part, _MISSING)
+    if not isinstance(obj, type):
+        return None
+    got = vars(obj).get(path[-1])
+    return obj if got is f or getattr(got, "__func__", None) is f else None
 
 
 def _installed_name(v):

@@ -432,3 +432,27 @@ def test_a_constant_holding_such_a_function_reruns_its_readers(user_module):
     again = make_plan(read_graph({"x": [mod.f], "y": Task("y", len, TaskRef("x"))}, ["y"]),
                       name="w")
     assert name not in again.reruns and again.stable == {next(iter(again.reruns)): p.stable[name]}
+
+
+def test_a_method_counts_with_its_class(user_module):
+    src = '''
+        class Job:
+            def run(self, x):
+                return self.step(x)
+            def step(self, x):
+                return x + 1
+        def use(job):
+            return job.step(1)
+    '''
+
+    def tokens_of(source):
+        mod = user_module(source)
+        tok = Tokenizer()
+        job = mod.Job()
+        return (tok.func(job.run), tok.func(mod.Job.run), tok.value(job),
+                tok.func(mod.use))
+
+    before = tokens_of(src)
+    assert tokens_of(src) == before
+    after = tokens_of(src.replace("x + 1", "x + 2"))  # a method run calls through self
+    assert [a != b for a, b in zip(before, after)] == [True, True, True, False]
