@@ -29,9 +29,8 @@ is taken as changed.
         properties), its plain-data class attributes, its bases and
         metaclass. A method counts with its whole class (``self.other()``
         may call any of it). Cycles (recursion, a method that names its class) are
-        followed once; a token found inside a cycle is cached only once the
-        outermost object of the cycle is done (Tarjan's low-link), so every
-        member's token covers the whole cycle;
+        followed once, and each member of a cycle gets the same token
+        whichever of them was met first (see ``Tokenizer._memo``);
       - functions, classes and modules of installed packages: by name;
       - anything else -- an arbitrary object, an open file, a random
         generator, a lock -- cannot be hashed deterministically. The token
@@ -114,13 +113,13 @@ def value_token(value) -> str:
 
 class _Frame:
     """One object being tokenized: why it cannot be compared (``reasons``),
-    and the shallowest depth of an unfinished object it reached (``low``)."""
+    and the smallest index of an unfinished object it reached (``low``)."""
 
     __slots__ = ("reasons", "low", "members")
 
-    def __init__(self, depth: int):
+    def __init__(self, index: int):
         self.reasons: list = []
-        self.low = depth
+        self.low = index
         self.members: list = []  # (key, object, compute) of unfinished cycle members
 
 
@@ -137,7 +136,9 @@ class Tokenizer:
     def __init__(self, nonce: str | None = None):
         self._nonce = secrets.token_hex(16) if nonce is None else nonce
         self._cache: dict = {}  # key -> (kept object, token, reasons)
-        self._depth: dict = {}  # key -> depth, for the objects being tokenized now
+        self._active: dict = {}  # key -> index, for the objects being tokenized now
+        self._open: dict = {}  # key -> index, for finished members of unfinished cycles
+        self._counter = 0  # the last index given (see _memo)
         self._frames: list = [_Frame(0)]  # [0]: for the caller, see take_reasons
         self._walking: set = set()  # ids of containers being walked (cycles)
         self._culprit = None  # the value _plain could not hash
@@ -155,7 +156,15 @@ class Tokenizer:
 
     def _memo(self, key, keep, compute) -> str:
         """The token of ``keep`` (cached under ``key``), ``compute()`` giving
-        its text. Reasons found on the way pass to the caller's frame."""
+        its text. Reasons found on the way pass to the caller's frame.
+
+        Cycles are found as Tarjan's algorithm finds strongly connected
+        components: each object gets an index when it is first met; ``low`` is
+        the smallest index of an unfinished object reached from it. An object
+        whose ``low`` is below its own index is part of a cycle through an
+        object still being tokenized: it stays *open* (not cached, its text
+        unused) until that cycle's first object (its root) is done; then
+        ``_close_cycle`` gives every member its token."""
         got = self._cache.get(key)
         if got is not None:
             if got[2]:
@@ -163,31 +172,35 @@ class Tokenizer:
             return got[1]
         if self._scc is not None and key in self._scc:  # see _close_cycle
             return "scc:" + self._scc[key]
-        depth = self._depth.get(key)
-        if depth is not None:  # a cycle: named here, _close_cycle covers it
+        index = self._active.get(key)
+        if index is None:
+            index = self._open.get(key)
+        if index is not None:  # a cycle: named here, _close_cycle covers it
             frame = self._frames[-1]
-            if depth < frame.low:
-                frame.low = depth
+            if index < frame.low:
+                frame.low = index
             return "cycle:" + _label(key, keep)
-        depth = len(self._frames)
-        frame = _Frame(depth)
-        self._depth[key] = depth
+        self._counter += 1
+        index = self._counter
+        frame = _Frame(index)
+        self._active[key] = index
         self._frames.append(frame)
         try:
             text = compute()
         finally:
             self._frames.pop()
-            del self._depth[key]
+            del self._active[key]
         reasons = tuple(dict.fromkeys(frame.reasons)) if frame.reasons else ()
         caller = self._frames[-1]
         if reasons:
             caller.reasons.extend(reasons)
-        if frame.low < depth:  # inside a cycle through an unfinished caller
+        if frame.low < index:  # open: part of a cycle through an unfinished caller
+            self._open[key] = index
             caller.members.append((key, keep, compute))
             caller.members.extend(frame.members)
             if frame.low < caller.low:
                 caller.low = frame.low
-            return "open:" + _label(key, keep)  # never cached: the cycle's root recomputes
+            return "open:" + _label(key, keep)
         if frame.members:  # the root of a cycle
             return self._close_cycle([(key, keep, compute), *frame.members], reasons)
         token = self._token(text, reasons)
@@ -206,12 +219,15 @@ class Tokenizer:
         the same whichever of them was met first: each one's text with the
         others (and itself) by label, sorted, make the cycle's token; each
         member's token is that and its own text. Returns the first member's."""
+        members = list({key: (key, keep, compute) for key, keep, compute in members}.values())
         labels = {key: _label(key, keep) for key, keep, _ in members}
+        for key in labels:
+            self._open.pop(key, None)
         self._scc = labels
         try:
             texts = []
             for key, keep, compute in members:
-                self._frames.append(_Frame(len(self._frames)))  # reasons: known already
+                self._frames.append(_Frame(0))  # (the reasons are known already)
                 try:
                     texts.append(compute())
                 finally:
@@ -241,7 +257,8 @@ class Tokenizer:
             return f"partial({self.func(f.func)};{args};{kw})"
         if isinstance(f, types.MethodType):  # the class: what self.other() may call
             owner = f.__self__
-            kind = self.cls(owner if isinstance(owner, type) else type(owner))
+            kind = owner if isinstance(owner, type) else type(owner)
+            kind = self.cls(kind) if _in_user_module(kind) else _qualname(kind)
             return f"method({self.func(f.__func__)};{kind};{self._value(owner)})"
         if isinstance(f, types.FunctionType):
             if not is_user_code(f):  # installed library code: its name says it
@@ -291,7 +308,7 @@ class Tokenizer:
             return self.cls(value)
         from dask.base import tokenize
 
-        if is_user_code(t):  # an instance of the user's class: its methods count
+        if _in_user_module(t):  # an instance of the user's class: its methods count
             return f"{self.cls(t)}:{tokenize(value)}"
         return f"{t.__module__}.{t.__qualname__}:{tokenize(value)}"
 
@@ -469,7 +486,7 @@ class Tokenizer:
                 return self._subclassed(v, t, base)
         if t is types.MappingProxyType:
             return self._container(dict(v), dict)
-        if t.__module__.split(".")[0] in _REPR_MODULES or t in _REPR_TYPES:
+        if str(t.__module__).split(".")[0] in _REPR_MODULES or t in _REPR_TYPES:
             return f"{_typename(v)}:{v!r}"
         if t.__module__ == "re" and t.__name__ == "Pattern":
             return f"re:{v.pattern!r}:{v.flags}"
@@ -550,6 +567,13 @@ def _label(key, keep) -> str:
     if key[0] == "code":
         return "code:" + keep[0].co_name
     return f"{key[0]}:{key[-1]}"
+
+
+def _in_user_module(c) -> bool:
+    """Is class ``c`` from an imported module of the user's own?"""
+    name = getattr(c, "__module__", None)
+    mod = sys.modules.get(name) if isinstance(name, str) else None
+    return mod is not None and _is_user_module(name, mod)
 
 
 def _owner_class(f):

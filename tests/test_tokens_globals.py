@@ -456,3 +456,24 @@ def test_a_method_counts_with_its_class(user_module):
     assert tokens_of(src) == before
     after = tokens_of(src.replace("x + 1", "x + 2"))  # a method run calls through self
     assert [a != b for a, b in zip(before, after)] == [True, True, True, False]
+
+
+def test_dense_cycles_are_tokenized_once_and_in_any_order(user_module):
+    import random
+    import time
+
+    n = 30
+    calls = " + ".join(f"f{j}(x)" for j in range(n))
+    src = "\n".join(f"def f{i}(x):\n    return C.m{i}() + {calls}\n" for i in range(n))
+    src += "class C:\n" + "".join(
+        f"    @staticmethod\n    def m{i}():\n        return C.m{(i + 1) % n}() + f{i}(0)\n"
+        for i in range(n))
+    mod = user_module(src)
+    t0 = time.perf_counter()
+    first = {i: Tokenizer().func(getattr(mod, f"f{i}")) for i in range(n)}
+    order = list(range(n))
+    random.Random(1).shuffle(order)
+    tok = Tokenizer()
+    assert {i: tok.func(getattr(mod, f"f{i}")) for i in order} == first
+    assert len(set(first.values())) == n
+    assert time.perf_counter() - t0 < 20  # (was exponential before cycle members were kept)
