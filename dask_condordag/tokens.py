@@ -334,7 +334,7 @@ class Tokenizer:
         enum = sys.modules.get("enum")
         is_enum = enum is not None and isinstance(c, enum.EnumMeta)
         attrs = vars(c)
-        for name in sorted(attrs):
+        for name in sorted(attrs, key=str):
             if name in _CLASS_SKIP or (is_enum and _sunder(name)):
                 continue
             parts.append(f"{name}={self._class_attr(c, name, attrs[name], is_enum)}")
@@ -359,7 +359,10 @@ class Tokenizer:
         if isinstance(v, _C_DESCRIPTORS):  # __slots__ members and the like
             return t.__name__
         self._culprit = None
-        got = self._plain(v)
+        try:
+            got = self._plain(v)
+        except Exception:  # as in _global_text
+            got, self._culprit = None, v
         if got is not None:
             return got
         if hasattr(t, "__get__") and not is_user_code(t):  # a library's descriptor
@@ -430,7 +433,7 @@ class Tokenizer:
         self._culprit = None
         try:
             got = self._plain(v)
-        except RecursionError:  # nested too deep to walk
+        except Exception:  # nested too deep to walk, an attribute that raises ...
             got, self._culprit = None, v
         if got is not None:
             return got
