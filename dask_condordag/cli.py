@@ -227,6 +227,8 @@ def _cmd_inspect(args) -> int:
     for task, key in info["tasks"].items():
         print(f"  task {task}: key {key}")
     print(f"  parents: {', '.join(info.get('parents') or []) or '(none)'}")
+    for why in info.get("always_reruns") or ():
+        print(f"  always reruns: {why}")
     print(f"  payload: {payload}")
     print("  (reading it unpickles it: pickles are code -- inspect only workflows "
           "you or your pool wrote)")

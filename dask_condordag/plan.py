@@ -22,6 +22,12 @@ Policy
     * A node is a group of tasks. By default every task is its own node;
       ``group="chains"`` puts each linear chain of tasks into one node (one
       job instead of many; only the chain's last value is written).
+    * A task whose function reads a global that cannot be hashed (see
+      ``tokens``) gets a token unique to this compile, so it *always reruns*;
+      so does every task that reads its value. ``Plan.reruns`` says why, per
+      task name (the manifest and ``dask-condordag inspect`` show it);
+      ``Plan.stable`` holds the token such a task (or large constant) would
+      have without the compile's nonce, for naming the default workflow folder.
 
 Example::
 
@@ -131,6 +137,8 @@ class Plan:
     task_node: dict  # task name -> node name
     files: dict = field(default_factory=dict)  # value name -> tuple of files
     listed: frozenset = frozenset()  # value names whose files form a list (procid)
+    reruns: dict = field(default_factory=dict)  # task name -> why it always reruns
+    stable: dict = field(default_factory=dict)  # value name -> its token without the nonce
 
     def files_of(self, value_name: str) -> tuple:
         """The workflow-relative file(s) holding a value (task result or data)."""
@@ -167,6 +175,8 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
     data: dict = {}
     taken: dict = {}  # name -> token, to catch truncation collisions
     seen_tokens: dict = {}  # token -> count, to tell identical contents apart
+    reruns: dict = {}  # key -> why it always reruns (Const or Call)
+    stable: _Stable = _Stable(token_of)  # tokens without the nonce, for keys in reruns
 
     def unique_token(token: str) -> str:
         n = seen_tokens.get(token, 0)
@@ -194,6 +204,11 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
         if isinstance(node, Const):
             token = tok.value(node.value)
             token_of[key] = token
+            why = tok.take_reasons()
+            if why:
+                reruns[key] = why
+                stable.of[key] = stable.tok.value(node.value)
+                stable.tok.take_reasons()
             try:
                 size = sizeof(node.value)
             except Exception:  # sizeof is best effort
@@ -207,8 +222,9 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
                 value_of[key] = ("name", dname)
             continue
         assert isinstance(node, Call)
-        w = _Walk(graph, value_of, token_of, tok)
+        w = _Walk(graph, value_of, token_of, tok, reruns)
         expr = w.rename(node.expr)
+        why = tok.take_reasons()
         if w.big and w.big[0] > arg_limit:
             size, typ = w.big
             raise PlanError(
@@ -228,6 +244,9 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
         token = unique_token(sha("task:" + "".join(w.parts) + _settings_token(s)))
         token_of[key] = token
         tname = name_for(key, token)
+        if why or w.upstream:
+            reruns[key] = why + _upstream_reasons(w.upstream, value_of)
+            stable.of[key] = stable.task(graph, value_of, node.expr, _settings_token(s))
         tasks[key] = PlannedTask(tname, key, expr, tuple(dict.fromkeys(w.reads)))
         if w.orders:
             orders[key] = tuple(dict.fromkeys(w.orders))
@@ -253,7 +272,47 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
         else:
             outputs.append(Output(key, "task", name=v))
     return Plan(name=name, nodes=nodes, data=data, outputs=tuple(outputs), task_node=task_node,
-                files=files, listed=frozenset(listed))
+                files=files, listed=frozenset(listed),
+                reruns={tasks[k].name: why for k, why in reruns.items() if k in tasks},
+                stable={value_of[k][1]: stable.of[k] for k in reruns if value_of[k][0] == "name"})
+
+
+class _Stable:
+    """Tokens of the tasks that always rerun as they would be without the
+    compile's nonce (the same in every process), computed on demand with a
+    second tokenizer: ``of`` maps keys to them, ``[key]`` falls back to the
+    real token for every other key."""
+
+    def __init__(self, token_of: dict):
+        self.token_of = token_of
+        self.of: dict = {}
+        self._tok = None
+
+    @property
+    def tok(self) -> Tokenizer:
+        if self._tok is None:
+            self._tok = Tokenizer(nonce="")
+        return self._tok
+
+    def __getitem__(self, key) -> str:
+        got = self.of.get(key)
+        return self.token_of[key] if got is None else got
+
+    def task(self, graph, value_of, expr, settings: str) -> str:
+        w = _Walk(graph, value_of, self, self.tok, {})
+        w.rename(expr)
+        self.tok.take_reasons()
+        return sha("task:" + "".join(w.parts) + settings)
+
+
+def _upstream_reasons(upstream: list, value_of: dict) -> tuple:
+    """``input NAME always reruns`` for the first few such inputs."""
+    names_ = list(dict.fromkeys(
+        value_of[k][1] if value_of[k][0] == "name" else f"constant {k!r}" for k in upstream))
+    out = tuple(f"input {n} always reruns" for n in names_[:3])
+    if len(names_) > 3:
+        out += (f"... and {len(names_) - 3} more inputs that always rerun",)
+    return out
 
 
 def _one_node_per_task(tasks: dict, settings: dict, orders: dict):
@@ -433,8 +492,10 @@ class _Walk:
     small constants are inlined, ``procid`` becomes the PROC tag, ordering-only
     markers become edges, and the token pieces are collected."""
 
-    def __init__(self, graph, value_of, token_of, tok):
+    def __init__(self, graph, value_of, token_of, tok, reruns):
         self.graph, self.value_of, self.token_of, self.tok = graph, value_of, token_of, tok
+        self.reruns = reruns  # key -> why it always reruns
+        self.upstream: list = []  # keys read that always rerun
         self.reads: list = []
         self.orders: list = []
         self.parts: list = []
@@ -464,6 +525,8 @@ class _Walk:
             target = self.graph.resolve(expr[1])
             kind, v = self.value_of[target]
             self.parts.append("@" + self.token_of[target])
+            if target in self.reruns:
+                self.upstream.append(target)
             if kind == "lit":
                 return (LIT, v)
             self.reads.append(v)
@@ -510,6 +573,8 @@ class _Walk:
                 target = self.graph.resolve(a[1])
                 kind, v = self.value_of[target]
                 self.parts.append("@" + self.token_of[target])
+                if target in self.reruns:
+                    self.upstream.append(target)
                 if kind == "name":
                     self.orders.append(v)
         self.parts.append(")")

@@ -94,13 +94,16 @@ def _where(plan, opts) -> tuple[Path, str]:
 
     With ``path``: that directory, named ``name`` or after the directory.
     Without: ``<directory>/<prefix>-<hash of the requested results>``, so that
-    computing the same graph again finds its earlier results.
+    computing the same graph again finds its earlier results -- also when a
+    result always reruns (its name is new each compile; ``plan.stable`` is not).
     """
     if opts.path is not None:
         path = Path(opts.path)
         name = opts.name or names.safe_prefix(path.absolute().name, 60)
         return path, name
-    outs = "|".join(f"{o.kind}:{o.name}:{o.value!r}"[:200] for o in plan.outputs)
+    stable = plan.stable
+    outs = "|".join(f"{o.kind}:{stable.get(o.name, o.name)}:{o.value!r}"[:200]
+                    for o in plan.outputs)
     first = plan.outputs[0].name if plan.outputs and plan.outputs[0].name else "workflow"
     prefix = first.rsplit("_", 1)[0] if "_" in first else first
     name = opts.name or f"{names.safe_prefix(prefix, 40)}-{sha(outs)[:12]}"

@@ -274,6 +274,10 @@ def _manifest(plan, *, python, done, versions, digests, packs) -> dict:
             "payload": packs[node.name],
             "sha256": digests[node.name],  # of the node's payload in that pack
         }
+    for node in plan.nodes.values() if plan.reruns else ():
+        why = [r for t in node.tasks for r in plan.reruns.get(t.name, ())]
+        if why:  # tokens.py: what it reads cannot be hashed; shown by inspect
+            nodes[node.name]["always_reruns"] = list(dict.fromkeys(why))
     return {
         "format": names.MANIFEST_FORMAT,
         "name": plan.name,
