@@ -34,13 +34,20 @@ import re
 
 MANIFEST = "manifest.json"
 OUTPUTS = "outputs.pkl"
-LOCKFILE = ".lock"
 BIN_DIR = "bin"
 WORKER = "bin/dask_condordag_worker.py"
 NODES_DIR = "nodes"
 DATA_DIR = "data"
 RESULTS_DIR = "results"
 LOGS_DIR = "logs"
+
+#: The per-node macros our submit descriptions use, filled by each node's
+#: VARS line (render.py): its input files, its output files, its payload pack.
+#: A ``vars`` annotation may not set them (annotations.py).
+INPUTS_MACRO = "dcd_inputs"
+OUTPUTS_MACRO = "dcd_outputs"
+PAYLOAD_MACRO = "dcd_payload"
+OUR_MACROS = frozenset({INPUTS_MACRO, OUTPUTS_MACRO, PAYLOAD_MACRO})
 
 #: Manifest format written by this version; a newer one is refused on reading.
 MANIFEST_FORMAT = 1

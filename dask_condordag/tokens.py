@@ -35,9 +35,11 @@ import sys
 import sysconfig
 import types
 
-__all__ = ["Tokenizer", "value_token", "sha", "user_modules", "is_user_code"]
+__all__ = ["Tokenizer", "value_token", "sha", "user_modules", "is_user_code", "SCALARS"]
 
-_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+#: the plain scalar types: tokens write their repr, plan never measures them,
+#: delivery never pickles them to look for modules (the one definition)
+SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
 def sha(text: str) -> str:
@@ -109,7 +111,7 @@ class Tokenizer:
     def value(self, value) -> str:
         """A token for a literal value (see the module docstring)."""
         t = type(value)
-        if t in _SCALARS:
+        if t in SCALARS:
             return f"{t.__name__}:{value!r}"
         if t is tuple or t is list:
             return f"{t.__name__}({','.join(map(self.value, value))})"
@@ -140,8 +142,8 @@ class Tokenizer:
                 continue
             if isinstance(g, types.FunctionType):
                 refs.append(f"{name}={self.func(g)}")
-            elif type(g) in _SCALARS or (
-                type(g) is tuple and all(type(x) in _SCALARS for x in g)
+            elif type(g) in SCALARS or (
+                type(g) is tuple and all(type(x) in SCALARS for x in g)
             ):
                 refs.append(f"{name}={self.value(g)}")
         return "code({};{};{};{};{})".format(

@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import condor, names
+from . import condor, dagfile, names
 from .exceptions import CondorDagError, ResultMissingError, WorkflowError, PreflightError
 from .results import is_error, is_ok, read_error, read_result, remote_exception
-from .write import read_manifest
+from .manifest import read_manifest
 
 __all__ = ["Workflow"]
 
@@ -101,7 +101,7 @@ class Workflow:
 
     def rescue_dags(self) -> list:
         """The rescue DAGs, oldest first (``<dag>.rescue001`` ...)."""
-        return sorted(self.path.glob(self.dag_path.name + ".rescue[0-9][0-9][0-9]"))
+        return [Path(p) for p in dagfile.rescue_files(str(self.dag_path))]
 
     def dag_state(self):
         """The node status file as a :class:`~dask_condordag.condor.DagState`

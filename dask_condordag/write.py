@@ -45,38 +45,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import cloudpickle
+import dask
 
 from . import names
-from .exceptions import PlanError, WorkflowError, WorkflowExistsError
-from .annotations import DagSettings
+from ._version import __version__
+from .exceptions import PlanError, WorkflowExistsError
+from .dagfile import rescue_files
+from .manifest import read_manifest
 from .results import is_error, verify
 from .worker import seal
+from .settings import DagSettings
 from .render import dag_files, render_config, render_dag, render_submit, submit_files
 from .tokens import user_modules
 from .delivery import by_value_modules, stage_files, submit_commands
 
-__all__ = ["write_workflow", "read_manifest"]
+__all__ = ["write_workflow"]
 
 _counter = itertools.count()
-
-
-def read_manifest(path) -> dict:
-    """The manifest of the workflow at ``path``; WorkflowError if unreadable."""
-    p = Path(path) / names.MANIFEST
-    try:
-        with open(p, encoding="utf-8") as f:
-            m = json.load(f)
-    except FileNotFoundError:
-        raise WorkflowError(f"{p} does not exist: {path} is not a dask-condordag workflow") from None
-    except (OSError, ValueError) as e:
-        raise WorkflowError(f"cannot read the manifest {p}: {e}") from e
-    fmt = m.get("format")
-    if not isinstance(fmt, int) or fmt > names.MANIFEST_FORMAT:
-        raise WorkflowError(
-            f"{p} has manifest format {fmt!r}; this dask-condordag reads format "
-            f"{names.MANIFEST_FORMAT} or older: upgrade dask-condordag to open it"
-        )
-    return m
 
 
 def _reusable(path: Path, quarantine: Path) -> bool:
@@ -251,10 +236,6 @@ def _payload_fast(plan, node, versions, body: bytes) -> bytes:
 
 
 def _versions() -> dict:
-    import dask
-
-    from . import __version__
-
     return {
         "python": ".".join(map(str, sys.version_info[:3])),
         "python_minor": "%d.%d" % sys.version_info[:2],
@@ -496,7 +477,7 @@ def _merge_into(stage: Path, path: Path, name: str, packs: set) -> None:
             os.replace(f, path / d / f.name)
     # rescue DAGs name the old DAG's nodes: keep them, out of DAGMan's way
     dag = path / names.dag_file(name)
-    for old in sorted(path.glob(names.dag_file(name) + ".rescue[0-9][0-9][0-9]")):
+    for old in map(Path, rescue_files(str(dag))):
         os.replace(old, path / names.LOGS_DIR / f"{old.name}.{int(os.path.getmtime(old))}")
     described = [f.name for f in stage.iterdir() if f.is_file()
                  and f.name not in (names.dag_file(name), names.MANIFEST)]
