@@ -40,7 +40,8 @@ def read_manifest(path) -> dict:
         with open(p, encoding="utf-8") as f:
             m = json.load(f)
     except FileNotFoundError:
-        raise WorkflowError(f"{p} does not exist: {path} is not a dask-condordag workflow") from None
+        raise WorkflowError(
+            f"{p} does not exist: {path} is not a dask-condordag workflow") from None
     except (OSError, ValueError) as e:
         raise WorkflowError(f"cannot read the manifest {p}: {e}") from e
     fmt = m.get("format")

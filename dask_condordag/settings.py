@@ -16,8 +16,9 @@ Policy
 
 Example::
 
-    >>> NodeSettings(retry=2, cluster="sweep").without_cluster()
-    NodeSettings(retry=2, retry_unless_exit=None, priority=0, category=None, vars=(), submit=(), abort_dag_on=None, pre=None, post=None, processes=None, cluster=None, max_runtime=None)
+    >>> s = NodeSettings(retry=2, cluster="sweep")
+    >>> s.without_cluster() == NodeSettings(retry=2), s == NodeSettings(retry=2)
+    (True, False)
     >>> DagSettings().node_status_interval
     30
 """

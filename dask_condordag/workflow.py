@@ -128,7 +128,7 @@ class Workflow:
         """Submit the DAG with ``condor_submit_dag``; returns the DAGMan job's
         cluster id, or None when every node is already done.
 
-        ``preflight``: first run ``delivery.doctor(run_task=False)`` -- one
+        ``preflight``: first run ``doctor.doctor(run_task=False)`` -- one
         node's payload and inputs loaded here the way the chosen delivery would
         load them on an execute node (the task itself is not run) -- and
         refuse to submit (raising :class:`PreflightError` with what would be
@@ -153,7 +153,7 @@ class Workflow:
                   "nothing to submit", file=stream, flush=True)
             return None
         if preflight:
-            from .delivery import doctor
+            from .doctor import doctor
 
             rep = doctor(self.path, run_task=False)
             if not rep.ok:

@@ -433,6 +433,23 @@ def test_real_pool_round_trip(tmp_path):
     assert total.compute(scheduler="condordag", run="condor", path=path, poll_interval=5) == 4
 
 
+@pytest.mark.condor
+def test_real_pool_transfer_delivery():
+    """delivery='transfer' on a real pool: the execute node's /usr/bin/python3
+    runs the boot script, which unpacks bin/packages.zip and runs the worker
+    (skipped where condor_submit_dag is not on PATH)."""
+    import toolz
+
+    home = os.environ["HOME"]  # DAGMan avoids /tmp for node logs
+    path = os.path.join(home, f"dcdag-xfer-{os.getpid()}")
+    total = delayed(add)(delayed(toolz.count)([1, 2, 3]), delayed(inc)(1))
+    wf = dask_condordag.write(total, path=path, delivery="transfer")
+    assert "toolz" in wf.manifest["delivery"]["shipped"]
+    wf.submit(stream=open(os.devnull, "w"))
+    wf.wait(poll=2, progress=False)
+    assert wf.result() == 5
+
+
 def test_submit_runs_the_preflight_and_refuses_a_broken_workflow(fake, tmp_path):
     from dask import delayed
 
