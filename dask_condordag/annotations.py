@@ -317,6 +317,8 @@ def dag_settings(*, maxjobs=None, dag_config=None, dot=False, node_status_interv
     >>> dag_settings(maxjobs={"db": 3}, dag_config={"DAGMAN_MAX_JOBS_IDLE": 500}).config
     (('DAGMAN_MAX_JOBS_IDLE', '500'),)
     """
+    if maxjobs is not None and not isinstance(maxjobs, dict):
+        raise PlanError(f"maxjobs={maxjobs!r}: give a dict of category -> number")
     mj = []
     for cat, n in (maxjobs or {}).items():
         if not isinstance(cat, str) or not _CATEGORY.fullmatch(cat):
@@ -324,8 +326,6 @@ def dag_settings(*, maxjobs=None, dag_config=None, dot=False, node_status_interv
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise PlanError(f"maxjobs[{cat!r}] = {n!r}: give a whole number >= 0")
         mj.append((cat, n))
-    if maxjobs is not None and not isinstance(maxjobs, dict):
-        raise PlanError(f"maxjobs={maxjobs!r}: give a dict of category -> number")
     conf = []
     if dag_config is not None and not isinstance(dag_config, dict):
         raise PlanError(f"dag_config={dag_config!r}: give a dict of DAGMan knob -> value")
