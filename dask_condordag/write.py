@@ -187,9 +187,19 @@ def _payload(plan, node, versions, cache: dict) -> bytes:
     tasks = [(t.name, t.expr) for t in node.tasks]
     body = _dumps(tasks, lambda: f"the task of key {node.tasks[0].key!r} (node {node.name})",
                   cache)
-    if node.mode == "single" and len(node.tasks) == 1 and node.settings.max_runtime is None \
-            and not plan.listed.intersection(node.inputs):
+    if _takes_fast_path(plan, node):
         return _payload_fast(plan, node, versions, body)
+    return _payload_general(plan, node, versions, body)
+
+
+def _takes_fast_path(plan, node) -> bool:
+    """One task, one output, plain inputs, no time limit: :func:`_payload_fast`."""
+    return (node.mode == "single" and len(node.tasks) == 1 and node.settings.max_runtime is None
+            and not plan.listed.intersection(node.inputs))
+
+
+def _payload_general(plan, node, versions, body: bytes) -> bytes:
+    """A payload: magic line, one JSON header line, the pickled tasks."""
     meta = {
         "sha256": hashlib.sha256(body).hexdigest(),
         "node": node.name,
@@ -273,14 +283,16 @@ def _manifest(plan, *, python, done, versions, digests, packs) -> dict:
     }
 
 
+#: the directories of a workflow
+_DIRS = (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR)
 #: file and directory modes by the ``permissions`` option
 PERMISSIONS = {"private": (0o600, 0o700), "group": (0o640, 0o750)}
-_FILE_MODE = {"mode": 0o600}  # set per write_workflow call (one writer at a time)
 
 
-def _write_bytes(path, data: bytes) -> None:
+def _write_bytes(path, data: bytes, mode: int) -> None:
+    """Write a new file with permission bits ``mode``."""
     # plain os calls: a file object per file costs more than the write itself
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE["mode"])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         view = memoryview(data)
         while view:
@@ -310,8 +322,9 @@ class _Packer:
     """Collects payloads into pack files (format: ``names.PACK_MAGIC``) and
     writes each when it is full. ``packs``: node name -> pack file."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, mode: int = 0o600):
         self.root = root
+        self.mode = mode
         self.packs: dict = {}
         self.files: set = set()
         self._nodes: list = []
@@ -336,7 +349,7 @@ class _Packer:
     def _write(self, nodes: list, parts: list) -> None:
         data = pack_bytes(nodes, parts)
         rel = names.pack_file(hashlib.sha256(data).hexdigest())
-        _write_bytes(f"{self.root}/{rel}", data)
+        _write_bytes(f"{self.root}/{rel}", data, self.mode)
         self.files.add(rel)
         for n in nodes:
             self.packs[n] = rel
@@ -352,118 +365,166 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
     ``dask.compute`` would return. ``permissions``: ``"private"`` (files
     readable by the owner only, the default) or ``"group"``. ``force``: mark
     no node ``DONE``, so that everything runs again.
+
+    The steps: check the target, find the reusable nodes, stage the payloads
+    (and constants, outputs, delivery files), render the DAG, submit and
+    manifest files, commit.
     """
     if permissions not in PERMISSIONS:
         raise PlanError(f"permissions={permissions!r} is not one of {sorted(PERMISSIONS)}")
     fmode, dmode = PERMISSIONS[permissions]
-    _FILE_MODE["mode"] = fmode
     path = Path(path).absolute()
     python = python or sys.executable
     if not os.path.isabs(python):
         raise PlanError(f"the interpreter must be an absolute path, got {python!r}")
     versions = _versions()
-    existing = pool = None
-    if path.exists():
-        if not path.is_dir():
-            raise WorkflowExistsError(f"{path} exists and is not a directory; choose another path")
-        if (path / names.MANIFEST).exists():
-            pool = _pool_dag(path, plan.name)
-            if pool and pool[1]:
-                raise WorkflowExistsError(
-                    f"the DAG of {path} is running on the pool (DAGMan job {pool[0]} is "
-                    "in condor_q); wait for it (dask-condordag wait) or remove it "
-                    "(dask-condordag remove) before writing the workflow again")
-            from .local import locked
-
-            holder = locked(path)
-            if holder:
-                raise WorkflowExistsError(
-                    f"{path} is being run right now ({holder}); wait for the run to finish "
-                    "before writing the workflow again")
-            existing = read_manifest(path)
-            if existing.get("name") != plan.name:
-                raise WorkflowExistsError(
-                    f"{path} holds another workflow ({existing.get('name')!r}, not "
-                    f"{plan.name!r}); choose another path, or delete that directory "
-                    "if you no longer need its results"
-                )
-        elif any(path.iterdir()):
-            raise WorkflowExistsError(
-                f"{path} exists and is not empty, and it is not a dask-condordag "
-                "workflow; choose another path"
-            )
+    existing, pool = _check_target(path, plan.name)
     by_value = user_modules() | by_value_modules(delivery)
     stage = _stage(path, dmode)
     try:
-        done = set()
-        if existing is not None and not force:
-            for node in plan.nodes.values():
-                quarantine = path / names.LOGS_DIR / "corrupt"
-                if node.outputs and all(
-                    _reusable(path / f, quarantine)
-                    for files in node.outputs.values() for f in files
-                ):
-                    done.add(node.name)
-        for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
+        done = _reusable_nodes(plan, path) if existing is not None and not force else set()
+        for d in _DIRS:
             (stage / d).mkdir(mode=dmode)
-        cache: dict = {}
-        digests: dict = {}
         # (writing on background threads was measured: twice as slow, GIL and
         # file-system contention; one thread it is)
         with _by_value(by_value | {"dask_condordag.jobs"}):
-            packer = _Packer(str(stage))
-            for node in plan.nodes.values():
-                data = _payload(plan, node, versions, cache)
-                digests[node.name] = hashlib.sha256(data).hexdigest()
-                packer.add(node.name, data)
-            packer.flush()
-            for d in plan.data.values():
-                if existing is not None and (path / d.file).exists():
-                    continue
-                body = _dumps(d.value, f"the constant of key {d.key!r}")
-                _write_bytes(stage / d.file, _sealed(d.file, body))
-            outputs = {
-                "keys": list(keys) or [o.key for o in plan.outputs],
-                # (key, kind, files, inline value, files form a list)
-                "outputs": [(o.key, o.kind,
-                             plan.files_of(o.name) if o.kind != "inline" else (),
-                             o.value, o.name in plan.listed) for o in plan.outputs],
-                "repack": repack,
-            }
-            body = _dumps(outputs, "the requested keys and their repack step")
-            _write_bytes(stage / names.OUTPUTS, _sealed(names.OUTPUTS, body))
+            packer, digests = _stage_payloads(plan, stage, versions, fmode)
+            _stage_values(plan, stage, fmode, path if existing is not None else None,
+                          keys, repack)
             delivery, extra_files = stage_files(plan, delivery)  # delivery.py: bin/packages.zip
         for rel, data in extra_files.items():
-            _write_bytes(stage / rel, data)
-        _write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes())
-        dag = dag or DagSettings()
-        submits = submit_files(plan)
-        for fname, extra, procs in set(submits.values()):
-            text = render_submit(python=python, extra=extra, queue=procs,
-                                 delivery=submit_commands(delivery, python))
-            _write_bytes(stage / fname, text.encode())
-        if dag.config:
-            _write_bytes(stage / dag_files(plan.name, dag)["config"], render_config(dag).encode())
-        dag_text = render_dag(plan, packs=packer.packs, submits=submits, done=done, dag=dag)
-        _write_bytes(stage / names.dag_file(plan.name), dag_text.encode())
-        manifest = _manifest(plan, python=python, done=done, versions=versions,
-                             digests=digests, packs=packer.packs)
-        manifest["submit"] = sorted({f for f, _, _ in submits.values()})
-        manifest["delivery"] = delivery.describe()
-        # one line: json's C encoder is used only without indent (100k nodes)
-        _write_bytes(stage / names.MANIFEST, json.dumps(manifest).encode())
-        if existing is None:
-            if path.exists():
-                path.rmdir()  # it was empty
-            os.rename(stage, path)
+            _write_bytes(stage / rel, data, fmode)
+        manifest = _render_files(plan, stage, fmode, python=python, dag=dag or DagSettings(),
+                                 delivery=delivery, packs=packer.packs, done=done,
+                                 versions=versions, digests=digests)
+        if _commit(stage, path, plan.name, existing is None,
+                   packer.files if pool is None else None):
             stage = None
-        else:
-            # a DAG that may still run on the pool reads the old packs: keep them
-            _merge_into(stage, path, plan.name, packer.files if pool is None else None)
         return manifest
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _check_target(path: Path, name: str) -> tuple:
+    """(the manifest of the same workflow at ``path`` or None, its pool DAG
+    from :func:`_pool_dag`); WorkflowExistsError when ``path`` must not be
+    written: not a directory, another workflow, not empty, or running."""
+    if not path.exists():
+        return None, None
+    if not path.is_dir():
+        raise WorkflowExistsError(f"{path} exists and is not a directory; choose another path")
+    if not (path / names.MANIFEST).exists():
+        if any(path.iterdir()):
+            raise WorkflowExistsError(
+                f"{path} exists and is not empty, and it is not a dask-condordag "
+                "workflow; choose another path"
+            )
+        return None, None
+    pool = _pool_dag(path, name)
+    if pool and pool[1]:
+        raise WorkflowExistsError(
+            f"the DAG of {path} is running on the pool (DAGMan job {pool[0]} is "
+            "in condor_q); wait for it (dask-condordag wait) or remove it "
+            "(dask-condordag remove) before writing the workflow again")
+    from .local import locked
+
+    holder = locked(path)
+    if holder:
+        raise WorkflowExistsError(
+            f"{path} is being run right now ({holder}); wait for the run to finish "
+            "before writing the workflow again")
+    existing = read_manifest(path)
+    if existing.get("name") != name:
+        raise WorkflowExistsError(
+            f"{path} holds another workflow ({existing.get('name')!r}, not "
+            f"{name!r}); choose another path, or delete that directory "
+            "if you no longer need its results"
+        )
+    return existing, pool
+
+
+def _reusable_nodes(plan, path: Path) -> set:
+    """The nodes of ``plan`` whose results at ``path`` are all whole (written
+    ``DONE``); damaged results are set aside in ``logs/corrupt``."""
+    done = set()
+    quarantine = path / names.LOGS_DIR / "corrupt"
+    for node in plan.nodes.values():
+        if node.outputs and all(_reusable(path / f, quarantine)
+                                for files in node.outputs.values() for f in files):
+            done.add(node.name)
+    return done
+
+
+def _stage_payloads(plan, stage: Path, versions: dict, fmode: int) -> tuple:
+    """Write every node's payload into packs under ``stage``: (the packer,
+    {node: SHA-256 of its payload})."""
+    cache: dict = {}
+    digests: dict = {}
+    packer = _Packer(str(stage), fmode)
+    for node in plan.nodes.values():
+        data = _payload(plan, node, versions, cache)
+        digests[node.name] = hashlib.sha256(data).hexdigest()
+        packer.add(node.name, data)
+    packer.flush()
+    return packer, digests
+
+
+def _stage_values(plan, stage: Path, fmode: int, existing: Path | None, keys, repack) -> None:
+    """Write the large constants (those not already in the ``existing``
+    workflow) and ``outputs.pkl`` under ``stage``."""
+    for d in plan.data.values():
+        if existing is not None and (existing / d.file).exists():
+            continue
+        body = _dumps(d.value, f"the constant of key {d.key!r}")
+        _write_bytes(stage / d.file, _sealed(d.file, body), fmode)
+    outputs = {
+        "keys": list(keys) or [o.key for o in plan.outputs],
+        # (key, kind, files, inline value, files form a list)
+        "outputs": [(o.key, o.kind,
+                     plan.files_of(o.name) if o.kind != "inline" else (),
+                     o.value, o.name in plan.listed) for o in plan.outputs],
+        "repack": repack,
+    }
+    body = _dumps(outputs, "the requested keys and their repack step")
+    _write_bytes(stage / names.OUTPUTS, _sealed(names.OUTPUTS, body), fmode)
+
+
+def _render_files(plan, stage: Path, fmode: int, *, python: str, dag: DagSettings, delivery,
+                  packs: dict, done: set, versions: dict, digests: dict) -> dict:
+    """Write the worker shim, the submit descriptions, the DAG (and CONFIG)
+    file and the manifest under ``stage``; returns the manifest."""
+    _write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes(), fmode)
+    submits = submit_files(plan)
+    for fname, extra, procs in set(submits.values()):
+        text = render_submit(python=python, extra=extra, queue=procs,
+                             delivery=submit_commands(delivery, python))
+        _write_bytes(stage / fname, text.encode(), fmode)
+    if dag.config:
+        _write_bytes(stage / dag_files(plan.name, dag)["config"], render_config(dag).encode(),
+                     fmode)
+    dag_text = render_dag(plan, packs=packs, submits=submits, done=done, dag=dag)
+    _write_bytes(stage / names.dag_file(plan.name), dag_text.encode(), fmode)
+    manifest = _manifest(plan, python=python, done=done, versions=versions,
+                         digests=digests, packs=packs)
+    manifest["submit"] = sorted({f for f, _, _ in submits.values()})
+    manifest["delivery"] = delivery.describe()
+    # one line: json's C encoder is used only without indent (100k nodes)
+    _write_bytes(stage / names.MANIFEST, json.dumps(manifest).encode(), fmode)
+    return manifest
+
+
+def _commit(stage: Path, path: Path, name: str, new: bool, packs: set | None) -> bool:
+    """Put the staged workflow in place: a ``new`` one by renaming the stage
+    (True: the stage is gone), an update by :func:`_merge_into` (False)."""
+    if new:
+        if path.exists():
+            path.rmdir()  # it was empty
+        os.rename(stage, path)
+        return True
+    # a DAG that may still run on the pool reads the old packs: keep them
+    _merge_into(stage, path, name, packs)
+    return False
 
 
 def _merge_into(stage: Path, path: Path, name: str, packs: set) -> None:
@@ -471,7 +532,7 @@ def _merge_into(stage: Path, path: Path, name: str, packs: set) -> None:
     then the files that describe the workflow, the manifest last; then delete
     the payload packs no node names any more (``packs``: the ones in use;
     None: delete nothing)."""
-    for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
+    for d in _DIRS:
         (path / d).mkdir(exist_ok=True)
         for f in (stage / d).iterdir():
             os.replace(f, path / d / f.name)
@@ -483,7 +544,6 @@ def _merge_into(stage: Path, path: Path, name: str, packs: set) -> None:
                  and f.name not in (names.dag_file(name), names.MANIFEST)]
     for f in described + [names.dag_file(name), names.MANIFEST]:
         os.replace(stage / f, path / f)
-    assert dag.exists()
     for f in (path / names.NODES_DIR).iterdir() if packs is not None else ():
         if f"{names.NODES_DIR}/{f.name}" not in packs:
             f.unlink()
