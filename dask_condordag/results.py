@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import pickle
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from .worker import CorruptFile, unseal
 
 __all__ = ["read_result", "read_error", "remote_exception", "remote_traceback", "is_error",
            "is_ok", "verify"]
+
+logger = logging.getLogger(__name__)
 
 
 def _head(path: Path) -> bytes:
@@ -160,7 +163,9 @@ def remote_exception(report: dict, *, key=None, logs=()) -> BaseException:
 
         try:
             original = pickle.loads(base64.b64decode(report["exc_pickle"]))
-        except Exception:
+        except Exception as e:
+            logger.debug("key %r: cannot unpickle the original exception (%s: %s); using its "
+                         "type and message", key, type(e).__name__, e)
             original = None
     if isinstance(exc_type, type) and issubclass(exc_type, BaseException):
         try:
@@ -181,8 +186,13 @@ def remote_exception(report: dict, *, key=None, logs=()) -> BaseException:
             exc.remote_traceback = remote_traceback(report)
             exc.error_report = report
             return exc
-        except Exception:
-            pass
+        except Exception as e:
+            why = f"cannot make a subclass of it ({type(e).__name__}: {e})"
+    else:
+        why = ("it cannot be imported here" if exc_type is None
+               else "it is not an exception type here")
+    logger.info("key %r: the remote exception %s becomes a RemoteError: %s", key,
+                report.get("exc_type"), why)
     return RemoteError(
         f"{report.get('exc_type')}: {msg}",
         exc_type=report.get("exc_type", ""),

@@ -431,7 +431,9 @@ class Workflow:
 
     def values(self) -> tuple:
         """The raw values of the requested keys, in order (no repacking)."""
-        stored = self._outputs()
+        return self._values(self._outputs())
+
+    def _values(self, stored: dict) -> tuple:
         values = []
         for key, kind, files, value, as_list in stored["outputs"]:
             if kind == "inline":
@@ -454,7 +456,7 @@ class Workflow:
         not finished.
         """
         stored = self._outputs()
-        values = self.values()
+        values = self._values(stored)
         repack = stored.get("repack")
         return repack(values) if repack is not None else values
 
