@@ -8,7 +8,9 @@ Policy
     * One submit description is shared by every node whose submit settings are
       equal; what differs per node (its input and output files) travels in
       ``VARS`` macros we name and fill with names we generate -- never user data
-      in ``arguments`` (see DESIGN.md: a quote there fails the submit step).
+      in ``arguments`` (seen on an HTCondor 25.14 pool: a VARS value with a
+      double quote substituted into ``arguments`` fails the submit step,
+      "failed to create job classad", and DAGMan fails the node).
     * Files move with HTCondor's file transfer and ``preserve_relative_paths``,
       so the same workflow runs on pools without a shared file system: inputs
       arrive under ``nodes/``, ``results/``, ``data/`` in the job's scratch
