@@ -21,27 +21,23 @@ Policy
       its content: 100k nodes make ~1,600 files instead of 100k. An update
       writes every pack anew and deletes the packs no node names any more,
       after the new manifest is in place.
-    * Payloads are pickled with cloudpickle. Functions from ``__main__`` and
-      from the user's own modules (files outside the interpreter's prefix and
-      site-packages) go by value, so the execute node needs only the
-      interpreter and its installed packages.
+    * Payloads are pickled with cloudpickle (``pickling.py``). Functions from
+      ``__main__`` and from the user's own modules (files outside the
+      interpreter's prefix and site-packages) go by value, so the execute
+      node needs only the interpreter and its installed packages.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import io
 import itertools
 import json
 import os
-import pickle
 import re
 import shutil
 import sys
 import time
-import types
-from contextlib import contextmanager
 from pathlib import Path
 
 import cloudpickle
@@ -50,6 +46,7 @@ import dask
 from . import names
 from ._version import __version__
 from .exceptions import PlanError, WorkflowExistsError
+from .pickling import by_value, dumps
 from .dagfile import rescue_files
 from .manifest import read_manifest
 from .results import is_error, verify
@@ -79,101 +76,6 @@ def _sealed(relpath: str, body: bytes) -> bytes:
     return seal(names.RESULT_OK, relpath, body) + body
 
 
-@contextmanager
-def _by_value(modules):
-    registered = []
-    try:
-        for mod in sorted(modules):
-            if mod in sys.modules and mod not in cloudpickle.list_registry_pickle_by_value():
-                cloudpickle.register_pickle_by_value(sys.modules[mod])
-                registered.append(mod)
-        yield
-    finally:
-        for mod in registered:
-            cloudpickle.unregister_pickle_by_value(sys.modules[mod])
-
-
-def _code_reduce(code):
-    """cloudpickle's code reducer, keeping the real file name.
-
-    cloudpickle writes ``<dynamic-code>`` as the file of every function it
-    pickles by value; tracebacks from the execute node would then not say
-    where the failing line is. Keeping the name lets the client show the
-    line from its own copy of the file.
-    """
-    func, args = cloudpickle.cloudpickle._code_reduce(code)
-    args = tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
-    return func, args
-
-
-_FILE_TYPES = frozenset({io.TextIOWrapper, io.BufferedReader, io.BufferedWriter,
-                         io.BufferedRandom, io.FileIO})
-
-
-class _CodePickler(cloudpickle.Pickler):
-    # the C pickler reads dispatch_table when it is created: a class attribute
-    dispatch_table = {**cloudpickle.Pickler.dispatch_table, types.CodeType: _code_reduce}
-
-
-class _Pickler(_CodePickler):
-    """cloudpickle, with each function pickled once per compile.
-
-    Pickling a function by value is the slow part of writing 100k payloads;
-    the cache keeps its bytes and the payload embeds them as
-    ``pickle.loads(bytes)`` -- standard library only on the execute node.
-    """
-
-    def __init__(self, file, cache: dict):
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._fcache = cache
-
-    def reducer_override(self, obj):
-        if type(obj) in _FILE_TYPES:
-            # cloudpickle would copy a readable file's contents into every
-            # payload, silently; a path on this machine means nothing there
-            raise pickle.PicklingError(
-                f"an open file ({getattr(obj, 'name', '?')!r}) cannot travel to the execute "
-                "node; pass the path of a file the job can reach (or transfer) and open it "
-                "inside the task")
-        if type(obj) is types.FunctionType:
-            got = self._fcache.get(id(obj))
-            if got is None:
-                buf = io.BytesIO()
-                _CodePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-                got = (obj, buf.getvalue())
-                self._fcache[id(obj)] = got
-            return pickle.loads, (got[1],)
-        return super().reducer_override(obj)
-
-
-_PICKLER = "pickler"  # the key of the reusable pickler in a compile's cache
-
-
-def _dumps(obj, what, cache: dict | None = None) -> bytes:
-    """Pickle ``obj``; a PlanError naming ``what`` (a string, or a callable
-    giving one) if it cannot be."""
-    try:
-        if cache is None:
-            return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler = cache.get(_PICKLER)
-        if pickler is None:  # one pickler per compile, its memo cleared each time
-            buf = io.BytesIO()
-            pickler = cache[_PICKLER] = (_Pickler(buf, cache), buf)
-        p, buf = pickler
-        buf.seek(0)
-        buf.truncate()
-        p.clear_memo()
-        p.dump(obj)
-        return buf.getvalue()
-    except Exception as e:
-        what = what() if callable(what) else what
-        raise PlanError(
-            f"{what} cannot be pickled: {type(e).__name__}: {e}. Everything a task "
-            "uses must be picklable (no open files, locks, sockets, generators); "
-            "create such objects inside the task instead"
-        ) from e
-
-
 def _payload_outputs(node) -> dict:
     """task -> the file the worker writes; for a procid cluster a template
     with ``{proc}``, for a sibling cluster the file of proc i for task i."""
@@ -185,7 +87,7 @@ def _payload_outputs(node) -> dict:
 
 def _payload(plan, node, versions, cache: dict) -> bytes:
     tasks = [(t.name, t.expr) for t in node.tasks]
-    body = _dumps(tasks, lambda: f"the task of key {node.tasks[0].key!r} (node {node.name})",
+    body = dumps(tasks, lambda: f"the task of key {node.tasks[0].key!r} (node {node.name})",
                   cache)
     if _takes_fast_path(plan, node):
         return _payload_fast(plan, node, versions, body)
@@ -379,7 +281,7 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         raise PlanError(f"the interpreter must be an absolute path, got {python!r}")
     versions = _versions()
     existing, pool = _check_target(path, plan.name)
-    by_value = user_modules() | by_value_modules(delivery)
+    sent_by_value = user_modules() | by_value_modules(delivery)
     stage = _stage(path, dmode)
     try:
         done = _reusable_nodes(plan, path) if existing is not None and not force else set()
@@ -387,7 +289,7 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
             (stage / d).mkdir(mode=dmode)
         # (writing on background threads was measured: twice as slow, GIL and
         # file-system contention; one thread it is)
-        with _by_value(by_value | {"dask_condordag.jobs"}):
+        with by_value(sent_by_value | {"dask_condordag.jobs"}):
             packer, digests = _stage_payloads(plan, stage, versions, fmode)
             _stage_values(plan, stage, fmode, path if existing is not None else None,
                           keys, repack)
@@ -476,7 +378,7 @@ def _stage_values(plan, stage: Path, fmode: int, existing: Path | None, keys, re
     for d in plan.data.values():
         if existing is not None and (existing / d.file).exists():
             continue
-        body = _dumps(d.value, f"the constant of key {d.key!r}")
+        body = dumps(d.value, f"the constant of key {d.key!r}")
         _write_bytes(stage / d.file, _sealed(d.file, body), fmode)
     outputs = {
         "keys": list(keys) or [o.key for o in plan.outputs],
@@ -486,7 +388,7 @@ def _stage_values(plan, stage: Path, fmode: int, existing: Path | None, keys, re
                      o.value, o.name in plan.listed) for o in plan.outputs],
         "repack": repack,
     }
-    body = _dumps(outputs, "the requested keys and their repack step")
+    body = dumps(outputs, "the requested keys and their repack step")
     _write_bytes(stage / names.OUTPUTS, _sealed(names.OUTPUTS, body), fmode)
 
 

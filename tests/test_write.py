@@ -246,6 +246,7 @@ def test_fast_payload_header_equals_the_general_one():
     from dask.core import flatten
 
     from dask_condordag.graph import read_graph
+    from dask_condordag.pickling import dumps
     from dask_condordag.plan import make_plan
 
     W = importlib.import_module("dask_condordag.write")
@@ -257,7 +258,7 @@ def test_fast_payload_header_equals_the_general_one():
     fast = [node for node in plan.nodes.values() if W._takes_fast_path(plan, node)]
     assert len(fast) == len(plan.nodes) == 3
     for node in fast:
-        body = W._dumps([(t.name, t.expr) for t in node.tasks], "test", {})  # as _payload does
+        body = dumps([(t.name, t.expr) for t in node.tasks], "test", {})  # as _payload does
         general = W._payload_general(plan, node, v, body)
         assert W._payload_fast(plan, node, v, body) == general  # byte for byte
         assert W._payload(plan, node, v, {}) == general
