@@ -9,7 +9,7 @@ planning, rendering, writing every payload, the DAG and the manifest ("ours
 s", which tasks/s is computed from) -- and record the process's peak RSS. Prints a table and writes JSON
 (default: benchmarks/results/compile.json).
 
-Targets (DESIGN/issue 2): at least 20,000 tasks/s on a 2-core machine; 100k
+Targets (issue 2): at least 20,000 tasks/s on a 2-core machine; 100k
 tasks under 2 GB peak memory. Payloads are written 64 to a file (names.PACK_NODES),
 so a 100k-task workflow is ~1,600 payload files, not 100k: creating a file
 costs 50-90 us on a VM disk, which alone used to cap the rate near 15,000/s.

@@ -10,7 +10,7 @@ it reads no configuration and touches no file.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from dask.base import named_schedulers as _named_schedulers
 

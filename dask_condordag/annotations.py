@@ -3,7 +3,7 @@ anything is written, and every error names the key and the annotation.
 
 Data
     In: one task's annotations (``{"retries": 2, "resources": {...}, "condor":
-    {...}}``). Out: a frozen :class:`NodeSettings`.
+    {...}}``). Out: a frozen :class:`~dask_condordag.settings.NodeSettings`.
 
 Policy -- what maps to what:
 
@@ -46,13 +46,12 @@ from __future__ import annotations
 import math
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from .exceptions import PlanError
-from .render import OUR_MACROS
+from .names import OUR_MACROS
+from .settings import DagSettings, NodeSettings
 
-__all__ = ["NodeSettings", "node_settings", "DagSettings", "dag_settings", "merge_condor",
-           "annotate", "OWNED_COMMANDS"]
+__all__ = ["node_settings", "dag_settings", "merge_condor", "annotate", "OWNED_COMMANDS"]
 
 CONDOR_KEYS = ("category", "vars", "submit", "retry_unless_exit", "abort_dag_on", "pre", "post",
                "processes", "cluster", "max_runtime")
@@ -67,7 +66,7 @@ OWNED_COMMANDS = frozenset({
 
 #: macro names DAGMan or we define for every node: a ``vars`` annotation may not set them
 # DAGMan's and the submit language's own, and the per-node macros our submit
-# descriptions use (render.py)
+# descriptions use (names.OUR_MACROS)
 RESERVED_VARS = frozenset({"job", "retry", "dag_status", "failed_count", "process", "procid",
                            "cluster", "clusterid", "dollar"} | {m.lower() for m in OUR_MACROS})
 
@@ -81,30 +80,6 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOUBLE_MACRO = re.compile(r"\$\$(?=\(|[A-Za-z_][A-Za-z0-9_]*\()")
 _CATEGORY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _COMMAND = re.compile(r"(\+|[Mm][Yy]\.)?[A-Za-z_][A-Za-z0-9_.]*")
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    """Everything about one DAG node that comes from annotations."""
-
-    retry: int = 0
-    retry_unless_exit: int | None = None
-    priority: int = 0
-    category: str | None = None
-    vars: tuple = ()  # ((name, value), ...) in the user's order
-    submit: tuple = ()  # ((command, value), ...), sorted: equal settings share a file
-    abort_dag_on: tuple | None = None  # (code, return or None)
-    pre: str | None = None
-    post: str | None = None
-    processes: int | None = None
-    cluster: str | None = None
-    max_runtime: float | None = None  # seconds; enforced by the worker shim
-
-    def without_cluster(self) -> "NodeSettings":
-        """Settings that must be equal for tasks to share a cluster node."""
-        from dataclasses import replace
-
-        return replace(self, cluster=None)
 
 
 def _fail(key, what: str, msg: str):
@@ -367,17 +342,6 @@ def annotate(**condor):
         yield
 
 
-@dataclass(frozen=True)
-class DagSettings:
-    """DAG-level settings (keyword arguments or the ``condordag`` config)."""
-
-    maxjobs: tuple = ()  # ((category, n), ...)
-    config: tuple = ()  # ((knob, value), ...) -> CONFIG file
-    dot: bool = False
-    node_status_interval: int | None = 30  # seconds; None: no node status file
-    jobstate_log: bool = True
-
-
 _KNOB = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
@@ -388,6 +352,8 @@ def dag_settings(*, maxjobs=None, dag_config=None, dot=False, node_status_interv
     >>> dag_settings(maxjobs={"db": 3}, dag_config={"DAGMAN_MAX_JOBS_IDLE": 500}).config
     (('DAGMAN_MAX_JOBS_IDLE', '500'),)
     """
+    if maxjobs is not None and not isinstance(maxjobs, dict):
+        raise PlanError(f"maxjobs={maxjobs!r}: give a dict of category -> number")
     mj = []
     for cat, n in (maxjobs or {}).items():
         if not isinstance(cat, str) or not _CATEGORY.fullmatch(cat):
@@ -395,8 +361,6 @@ def dag_settings(*, maxjobs=None, dag_config=None, dot=False, node_status_interv
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise PlanError(f"maxjobs[{cat!r}] = {n!r}: give a whole number >= 0")
         mj.append((cat, n))
-    if maxjobs is not None and not isinstance(maxjobs, dict):
-        raise PlanError(f"maxjobs={maxjobs!r}: give a dict of category -> number")
     conf = []
     if dag_config is not None and not isinstance(dag_config, dict):
         raise PlanError(f"dag_config={dag_config!r}: give a dict of DAGMan knob -> value")

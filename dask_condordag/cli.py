@@ -322,7 +322,7 @@ def _cmd_graph(args) -> int:
 
 
 def _cmd_doctor(args) -> int:
-    from .delivery import doctor  # the delivery module owns the check
+    from .doctor import doctor
 
     _open(args.path)  # not a workflow: exit code 2, naming the path
     report = doctor(args.path, node=args.node)

@@ -82,7 +82,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -581,7 +580,3 @@ def dagman_out_tail(path, lines: int = 5) -> list:
     except OSError:
         return []
     return text.splitlines()[-lines:]
-
-
-def now() -> float:
-    return time.time()

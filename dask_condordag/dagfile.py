@@ -310,8 +310,10 @@ class _Builder:
         targets = self.targets(toks[1])
         k = 2
         if k < len(toks) and toks[k].upper() in ("PREPEND", "APPEND"):
-            # Placement is recorded nowhere: DESIGN.md relies on the default
-            # (prepend).  APPEND would change precedence, so refuse it.
+            # Placement is recorded nowhere: render writes VARS without it and
+            # relies on the default, PREPEND (HTCondor manual, DAGMan VARS: a
+            # plain assignment in the submit description overrides the
+            # value).  APPEND would change precedence, so refuse it.
             if toks[k].upper() == "APPEND":
                 raise self.error("VARS APPEND is not supported (only the default PREPEND)")
             k += 1

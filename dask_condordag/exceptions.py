@@ -133,7 +133,7 @@ class PreflightError(CondorDagError):
     """Raised by ``Workflow.submit()`` (and ``run="condor"``) when the preflight
     check finds that a job would miss something on the execute node (a module,
     an input file, the Python version); nothing was submitted. ``report`` is
-    the :class:`~dask_condordag.delivery.DoctorReport`."""
+    the :class:`~dask_condordag.doctor.DoctorReport`."""
 
     def __init__(self, message: str, *, report=None):
         super().__init__(message)

@@ -103,16 +103,22 @@ def shell(cmd: str, after=()):
     import dask
 
     job = dask.delayed(run_shell, pure=False)(cmd)
-    return _after(job, *after) if after else job
+    return _ordered_after(job, after) if after else job
 
 
-def _after(value, *deps):
+def after(value, *deps):
     """``value``, computed only once ``deps`` are done (ordering only: the
     dependencies' results are not transferred to its node).
 
     ``value`` must be a dask.delayed call; the call's own node waits for
     ``deps`` (a DAG edge ``PARENT dep CHILD value``).
     """
+    return _ordered_after(value, deps)
+
+
+def _ordered_after(value, deps):
+    """:func:`after`, under a name that ``shell()``'s ``after=`` argument
+    does not shadow."""
     from dask.delayed import Delayed
 
     if not isinstance(value, Delayed):
@@ -136,5 +142,3 @@ def _after(value, *deps):
     graph = HighLevelGraph.from_collections(key, {key: new}, dependencies=[value, *deps])
     return Delayed(key, graph)
 
-
-after = _after  # the public name; shell()'s ``after=`` argument shadows it there

@@ -15,7 +15,8 @@ A workflow directory looks like this (``name`` is the workflow's name)::
         manifest.json              versions, key -> node -> result file, checksums
         outputs.pkl                the requested keys and dask's repack step
         bin/dask_condordag_worker.py   the worker shim the jobs run
-        bin/packages.zip, bin/dask_condordag_boot.py   delivery="transfer" (delivery.py)
+        bin/packages.zip           delivery="transfer": the packages the payloads need
+        bin/dask_condordag_boot.py ... and the boot script that unpacks them (boot.py)
         nodes/pack_<hash>.pkl      the nodes' payloads, up to PACK_NODES per file
         data/<name>.pkl            large constants, written once, shared by nodes
         results/<task>.pkl         one result (or error report) per task
@@ -24,8 +25,9 @@ A workflow directory looks like this (``name`` is the workflow's name)::
         logs/corrupt/              damaged results set aside (write.py)
 
 The names marked with a module live there, next to the code that owns them.
-The worker shim (``worker.py``) is a standalone script and keeps its own copy of
-the header constants below; ``tests/test_names.py`` checks they agree.
+The worker shim (``worker.py``) and the boot script (``boot.py``) are
+standalone scripts and keep their own copies of the constants they need;
+``tests/test_names.py`` checks they agree.
 """
 
 from __future__ import annotations
@@ -34,13 +36,22 @@ import re
 
 MANIFEST = "manifest.json"
 OUTPUTS = "outputs.pkl"
-LOCKFILE = ".lock"
 BIN_DIR = "bin"
 WORKER = "bin/dask_condordag_worker.py"
+PACKAGES_ZIP = "bin/packages.zip"
+BOOT = "bin/dask_condordag_boot.py"
 NODES_DIR = "nodes"
 DATA_DIR = "data"
 RESULTS_DIR = "results"
 LOGS_DIR = "logs"
+
+#: The per-node macros our submit descriptions use, filled by each node's
+#: VARS line (render.py): its input files, its output files, its payload pack.
+#: A ``vars`` annotation may not set them (annotations.py).
+INPUTS_MACRO = "dcd_inputs"
+OUTPUTS_MACRO = "dcd_outputs"
+PAYLOAD_MACRO = "dcd_payload"
+OUR_MACROS = frozenset({INPUTS_MACRO, OUTPUTS_MACRO, PAYLOAD_MACRO})
 
 #: Manifest format written by this version; a newer one is refused on reading.
 MANIFEST_FORMAT = 1

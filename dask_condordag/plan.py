@@ -53,12 +53,13 @@ from dask.utils import key_split
 
 from . import names
 from .exceptions import PlanError
-from .annotations import NodeSettings, node_settings
+from .annotations import node_settings
 from .graph import BUILD, CALL, DICT, LIT, PROC, REF, Call, Const, Graph, Link
 from .jobs import _call_after, _ordering, contains_procid, procid
-from .tokens import Tokenizer, sha
+from .settings import NodeSettings
+from .tokens import SCALARS, Tokenizer, sha
 
-__all__ = ["PlannedTask", "PlannedData", "DagNode", "Output", "Plan", "make_plan"]
+__all__ = ["PlannedTask", "PlannedData", "PlannedNode", "Output", "Plan", "make_plan"]
 
 DEFAULT_INLINE_LIMIT = 64 * 1024
 DEFAULT_ARG_LIMIT = 10 * 2**20
@@ -89,13 +90,14 @@ class PlannedData:
 
 
 @dataclass(frozen=True)
-class DagNode:
+class PlannedNode:
     """One DAG node: a group of tasks run by one HTCondor job, or by one
     cluster of ``procs`` jobs (``queue N``).
 
     ``mode``: ``"single"`` (the tasks run in order in one job), ``"procid"``
     (one task run by every proc with its own ``procid``; its value is the list
-    of the procs' results), ``"cluster"`` (proc i runs task i).
+    of the procs' results), ``"cluster"`` (proc i runs task i). Its payload
+    goes into a pack that write chooses (the manifest's ``payload``).
     """
 
     name: str
@@ -105,10 +107,6 @@ class DagNode:
     parents: tuple  # node names (data and ordering-only)
     settings: NodeSettings = NodeSettings()
     mode: str = "single"
-
-    @property
-    def payload(self) -> str:
-        return names.payload_file(self.name)
 
     @property
     def procs(self) -> int:
@@ -131,7 +129,7 @@ class Output:
 @dataclass(frozen=True)
 class Plan:
     name: str
-    nodes: dict  # node name -> DagNode, parents first
+    nodes: dict  # node name -> PlannedNode, parents first
     data: dict  # data name -> PlannedData
     outputs: tuple  # Output, aligned with the requested keys
     task_node: dict  # task name -> node name
@@ -327,8 +325,8 @@ def _one_node_per_task(tasks: dict, settings: dict, orders: dict):
         parents = tuple(dict.fromkeys(r for r in deps if r in files))
         out = {name: (names.result_file(name),)}
         files[name] = out[name]
-        nodes[name] = DagNode(name=name, tasks=(t,), inputs=t.reads, outputs=out,
-                              parents=parents, settings=settings.get(key, _DEFAULT))
+        nodes[name] = PlannedNode(name=name, tasks=(t,), inputs=t.reads, outputs=out,
+                                  parents=parents, settings=settings.get(key, _DEFAULT))
     return nodes, {n: n for n in nodes}, files
 
 
@@ -395,13 +393,12 @@ def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, grou
         else:
             out = {t.name: (names.proc_result_file(nname, i),) for i, t in enumerate(ts)}
         files.update(out)
-        nodes_unordered[nname] = DagNode(name=nname, tasks=ts, inputs=inputs, outputs=out,
-                                         parents=parents, settings=s, mode=mode)
+        nodes_unordered[nname] = PlannedNode(name=nname, tasks=ts, inputs=inputs, outputs=out,
+                                             parents=parents, settings=s, mode=mode)
     return _toposort(nodes_unordered), task_node, files, listed
 
 
 _DEFAULT = NodeSettings()
-_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
 
 
 def _settings_token(s: NodeSettings) -> str:
@@ -509,7 +506,7 @@ class _Walk:
             if contains_procid(v):
                 self.procid = True
                 return self.rename(_lift_procid(v))
-            if type(v) not in _SCALARS:
+            if type(v) not in SCALARS:
                 try:
                     n = sizeof(v)
                 except Exception:  # sizeof is best effort

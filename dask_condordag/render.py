@@ -8,7 +8,9 @@ Policy
     * One submit description is shared by every node whose submit settings are
       equal; what differs per node (its input and output files) travels in
       ``VARS`` macros we name and fill with names we generate -- never user data
-      in ``arguments`` (see DESIGN.md: a quote there fails the submit step).
+      in ``arguments`` (seen on an HTCondor 25.14 pool: a VARS value with a
+      double quote substituted into ``arguments`` fails the submit step,
+      "failed to create job classad", and DAGMan fails the node).
     * Files move with HTCondor's file transfer and ``preserve_relative_paths``,
       so the same workflow runs on pools without a shared file system: inputs
       arrive under ``nodes/``, ``results/``, ``data/`` in the job's scratch
@@ -31,6 +33,8 @@ import re
 from collections.abc import Iterable
 
 from . import names
+from .names import INPUTS_MACRO, OUR_MACROS, OUTPUTS_MACRO, PAYLOAD_MACRO
+from .settings import DagSettings
 from .tokens import sha
 
 __all__ = ["render_dag", "render_submit", "render_vars", "render_config", "submit_files",
@@ -39,9 +43,6 @@ __all__ = ["render_dag", "render_submit", "render_vars", "render_config", "submi
 #: a ``$`` the submit language would read as the start of a macro
 MACRO_DOLLAR = re.compile(r"\$(?=\(|[A-Za-z_][A-Za-z0-9_]*\()")
 
-INPUTS_MACRO = "dcd_inputs"
-OUTPUTS_MACRO = "dcd_outputs"
-PAYLOAD_MACRO = "dcd_payload"
 #: the worker's arguments after its own path (the boot script of
 #: delivery="transfer" passes the same on)
 WORKER_ARGS = f"$(JOB) $(Process) $({PAYLOAD_MACRO})"
@@ -68,9 +69,6 @@ def render_vars(node: str, pairs: Iterable[tuple[str, str]], raw: frozenset = fr
     generated file names and ``$(Process)``, which must expand)."""
     return f"VARS {node} " + " ".join(
         f'{k}="{v}"' if k in raw else f"{k}={vars_value(v)}" for k, v in pairs)
-
-
-OUR_MACROS = frozenset({INPUTS_MACRO, OUTPUTS_MACRO, PAYLOAD_MACRO})
 
 
 def node_vars(plan, node, pack: str) -> list[tuple[str, str]]:
@@ -145,8 +143,6 @@ def render_dag(plan, *, packs: dict, submits: dict | None = None,
     """The DAG file text. ``packs``: node name -> its payload pack file;
     ``submits``: from :func:`submit_files`; nodes in ``done`` are written
     ``JOB ... DONE``; ``dag``: DagSettings."""
-    from .annotations import DagSettings
-
     dag = dag or DagSettings()
     submits = submits if submits is not None else submit_files(plan)
     done = set(done)

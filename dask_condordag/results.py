@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,8 @@ from .worker import CorruptFile, unseal
 
 __all__ = ["read_result", "read_error", "remote_exception", "remote_traceback", "is_error",
            "is_ok", "verify", "RemoteFailure", "add_note"]
+
+logger = logging.getLogger(__name__)
 
 
 def _head(path: Path) -> bytes:
@@ -272,6 +275,8 @@ def remote_exception(report: dict, *, key=None, logs=()) -> BaseException:
     msg = (f"{report.get('message', '')}\n\n{where}\n(dask-condordag: this is a stand-in "
            f"of the task's exception type, without its attributes: the exception object "
            f"itself did not come back, {why}.)")
+    logger.info("key %r: the exception object did not come back (%s); raising a stand-in",
+                key, why)
     exc_type = _import_type(report.get("exc_type", ""))
     if isinstance(exc_type, type) and issubclass(exc_type, BaseException):
         try:
@@ -289,8 +294,12 @@ def remote_exception(report: dict, *, key=None, logs=()) -> BaseException:
             exc.error_report = report
             exc.dask_condordag = RemoteFailure(**info, rebuilt=False)
             return exc
-        except Exception:  # noqa: B902 - odd types (slots, C constructors): RemoteError
-            pass
+        except Exception as e:  # noqa: B902 - odd types (slots, C constructors): RemoteError
+            logger.info("key %r: no stand-in of %s (%s: %s); raising RemoteError", key,
+                        report.get("exc_type"), type(e).__name__, e)
+    else:
+        logger.info("key %r: %s %s here; raising RemoteError", key, report.get("exc_type"),
+                    "cannot be imported" if exc_type is None else "is not an exception type")
     exc = RemoteError(
         f"{report.get('exc_type')}: {msg}",
         exc_type=report.get("exc_type", ""),

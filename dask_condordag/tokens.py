@@ -77,10 +77,12 @@ import sys
 import sysconfig
 import types
 
-__all__ = ["Tokenizer", "value_token", "sha", "user_modules", "is_user_code"]
+__all__ = ["Tokenizer", "value_token", "sha", "user_modules", "is_user_code", "SCALARS"]
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
-_SCALAR_SET = frozenset(_SCALARS)
+#: the plain scalar types: tokens write their repr, plan never measures them,
+#: delivery never pickles them to look for modules (the one definition)
+SCALARS = _SCALAR_SET = frozenset(_SCALARS)
 _CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
 _BUILTIN_BASES = (int, float, complex, str, bytes, tuple, list, dict, set, frozenset)
 # standard types whose repr is their whole value (dask's tokenize agrees)

@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import condor, names
+from . import condor, dagfile, names
 from .exceptions import (CondorDagError, PreflightError, RemoteError, ResultMissingError,
                          WorkflowError)
+from .manifest import read_manifest
 from .results import add_note, is_error, is_ok, read_error, read_result, remote_exception
-from .write import read_manifest
 
 __all__ = ["Workflow"]
 
@@ -104,7 +104,7 @@ class Workflow:
 
     def rescue_dags(self) -> list:
         """The rescue DAGs, oldest first (``<dag>.rescue001`` ...)."""
-        return sorted(self.path.glob(self.dag_path.name + ".rescue[0-9][0-9][0-9]"))
+        return [Path(p) for p in dagfile.rescue_files(str(self.dag_path))]
 
     def dag_state(self):
         """The node status file as a :class:`~dask_condordag.condor.DagState`
@@ -148,7 +148,7 @@ class Workflow:
         _CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL``); None leaves it to the pool's
         configuration. Default: the ``dagman_scan_interval`` option.
 
-        ``preflight``: first run ``delivery.doctor(run_task=False)`` -- one
+        ``preflight``: first run ``doctor.doctor(run_task=False)`` -- one
         node's payload and inputs loaded here the way the chosen delivery would
         load them on an execute node (the task itself is not run) -- and
         refuse to submit (raising :class:`PreflightError` with what would be
@@ -173,7 +173,7 @@ class Workflow:
                   "nothing to submit", file=stream, flush=True)
             return None
         if preflight:
-            from .delivery import doctor
+            from .doctor import doctor
 
             rep = doctor(self.path, run_task=False)
             if not rep.ok:
@@ -493,7 +493,9 @@ class Workflow:
 
     def values(self) -> tuple:
         """The raw values of the requested keys, in order (no repacking)."""
-        stored = self._outputs()
+        return self._values(self._outputs())
+
+    def _values(self, stored: dict) -> tuple:
         values = []
         for key, kind, files, value, as_list in stored["outputs"]:
             if kind == "inline":
@@ -516,7 +518,7 @@ class Workflow:
         not finished.
         """
         stored = self._outputs()
-        values = self.values()
+        values = self._values(stored)
         repack = stored.get("repack")
         return repack(values) if repack is not None else values
 

@@ -21,62 +21,44 @@ Policy
       its content: 100k nodes make ~1,600 files instead of 100k. An update
       writes every pack anew and deletes the packs no node names any more,
       after the new manifest is in place.
-    * Payloads are pickled with cloudpickle. Functions from ``__main__`` and
-      from the user's own modules (files outside the interpreter's prefix and
-      site-packages) go by value, so the execute node needs only the
-      interpreter and its installed packages.
+    * Payloads are pickled with cloudpickle (``pickling.py``). Functions from
+      ``__main__`` and from the user's own modules (files outside the
+      interpreter's prefix and site-packages) go by value, so the execute
+      node needs only the interpreter and its installed packages.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import io
 import itertools
 import json
 import os
-import pickle
 import re
 import shutil
 import sys
 import time
-import types
-from contextlib import contextmanager
 from pathlib import Path
 
 import cloudpickle
+import dask
 
 from . import names
-from .exceptions import PlanError, WorkflowError, WorkflowExistsError
-from .annotations import DagSettings
+from ._version import __version__
+from .exceptions import PlanError, WorkflowExistsError
+from .pickling import by_value, dumps
+from .dagfile import rescue_files
+from .manifest import read_manifest
 from .results import is_error, verify
 from .worker import seal
+from .settings import DagSettings
 from .render import dag_files, render_config, render_dag, render_submit, submit_files
 from .tokens import user_modules
 from .delivery import by_value_modules, stage_files, submit_commands
 
-__all__ = ["write_workflow", "read_manifest"]
+__all__ = ["write_workflow"]
 
 _counter = itertools.count()
-
-
-def read_manifest(path) -> dict:
-    """The manifest of the workflow at ``path``; WorkflowError if unreadable."""
-    p = Path(path) / names.MANIFEST
-    try:
-        with open(p, encoding="utf-8") as f:
-            m = json.load(f)
-    except FileNotFoundError:
-        raise WorkflowError(f"{p} does not exist: {path} is not a dask-condordag workflow") from None
-    except (OSError, ValueError) as e:
-        raise WorkflowError(f"cannot read the manifest {p}: {e}") from e
-    fmt = m.get("format")
-    if not isinstance(fmt, int) or fmt > names.MANIFEST_FORMAT:
-        raise WorkflowError(
-            f"{p} has manifest format {fmt!r}; this dask-condordag reads format "
-            f"{names.MANIFEST_FORMAT} or older: upgrade dask-condordag to open it"
-        )
-    return m
 
 
 def _reusable(path: Path, quarantine: Path) -> bool:
@@ -94,101 +76,6 @@ def _sealed(relpath: str, body: bytes) -> bytes:
     return seal(names.RESULT_OK, relpath, body) + body
 
 
-@contextmanager
-def _by_value(modules):
-    registered = []
-    try:
-        for mod in sorted(modules):
-            if mod in sys.modules and mod not in cloudpickle.list_registry_pickle_by_value():
-                cloudpickle.register_pickle_by_value(sys.modules[mod])
-                registered.append(mod)
-        yield
-    finally:
-        for mod in registered:
-            cloudpickle.unregister_pickle_by_value(sys.modules[mod])
-
-
-def _code_reduce(code):
-    """cloudpickle's code reducer, keeping the real file name.
-
-    cloudpickle writes ``<dynamic-code>`` as the file of every function it
-    pickles by value; tracebacks from the execute node would then not say
-    where the failing line is. Keeping the name lets the client show the
-    line from its own copy of the file.
-    """
-    func, args = cloudpickle.cloudpickle._code_reduce(code)
-    args = tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
-    return func, args
-
-
-_FILE_TYPES = frozenset({io.TextIOWrapper, io.BufferedReader, io.BufferedWriter,
-                         io.BufferedRandom, io.FileIO})
-
-
-class _CodePickler(cloudpickle.Pickler):
-    # the C pickler reads dispatch_table when it is created: a class attribute
-    dispatch_table = {**cloudpickle.Pickler.dispatch_table, types.CodeType: _code_reduce}
-
-
-class _Pickler(_CodePickler):
-    """cloudpickle, with each function pickled once per compile.
-
-    Pickling a function by value is the slow part of writing 100k payloads;
-    the cache keeps its bytes and the payload embeds them as
-    ``pickle.loads(bytes)`` -- standard library only on the execute node.
-    """
-
-    def __init__(self, file, cache: dict):
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._fcache = cache
-
-    def reducer_override(self, obj):
-        if type(obj) in _FILE_TYPES:
-            # cloudpickle would copy a readable file's contents into every
-            # payload, silently; a path on this machine means nothing there
-            raise pickle.PicklingError(
-                f"an open file ({getattr(obj, 'name', '?')!r}) cannot travel to the execute "
-                "node; pass the path of a file the job can reach (or transfer) and open it "
-                "inside the task")
-        if type(obj) is types.FunctionType:
-            got = self._fcache.get(id(obj))
-            if got is None:
-                buf = io.BytesIO()
-                _CodePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-                got = (obj, buf.getvalue())
-                self._fcache[id(obj)] = got
-            return pickle.loads, (got[1],)
-        return super().reducer_override(obj)
-
-
-_PICKLER = "pickler"  # the key of the reusable pickler in a compile's cache
-
-
-def _dumps(obj, what, cache: dict | None = None) -> bytes:
-    """Pickle ``obj``; a PlanError naming ``what`` (a string, or a callable
-    giving one) if it cannot be."""
-    try:
-        if cache is None:
-            return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler = cache.get(_PICKLER)
-        if pickler is None:  # one pickler per compile, its memo cleared each time
-            buf = io.BytesIO()
-            pickler = cache[_PICKLER] = (_Pickler(buf, cache), buf)
-        p, buf = pickler
-        buf.seek(0)
-        buf.truncate()
-        p.clear_memo()
-        p.dump(obj)
-        return buf.getvalue()
-    except Exception as e:
-        what = what() if callable(what) else what
-        raise PlanError(
-            f"{what} cannot be pickled: {type(e).__name__}: {e}. Everything a task "
-            "uses must be picklable (no open files, locks, sockets, generators); "
-            "create such objects inside the task instead"
-        ) from e
-
-
 def _payload_outputs(node) -> dict:
     """task -> the file the worker writes; for a procid cluster a template
     with ``{proc}``, for a sibling cluster the file of proc i for task i."""
@@ -200,11 +87,21 @@ def _payload_outputs(node) -> dict:
 
 def _payload(plan, node, versions, cache: dict) -> bytes:
     tasks = [(t.name, t.expr) for t in node.tasks]
-    body = _dumps(tasks, lambda: f"the task of key {node.tasks[0].key!r} (node {node.name})",
+    body = dumps(tasks, lambda: f"the task of key {node.tasks[0].key!r} (node {node.name})",
                   cache)
-    if node.mode == "single" and len(node.tasks) == 1 and node.settings.max_runtime is None \
-            and not plan.listed.intersection(node.inputs):
+    if _takes_fast_path(plan, node):
         return _payload_fast(plan, node, versions, body)
+    return _payload_general(plan, node, versions, body)
+
+
+def _takes_fast_path(plan, node) -> bool:
+    """One task, one output, plain inputs, no time limit: :func:`_payload_fast`."""
+    return (node.mode == "single" and len(node.tasks) == 1 and node.settings.max_runtime is None
+            and not plan.listed.intersection(node.inputs))
+
+
+def _payload_general(plan, node, versions, body: bytes) -> bytes:
+    """A payload: magic line, one JSON header line, the pickled tasks."""
     meta = {
         "sha256": hashlib.sha256(body).hexdigest(),
         "node": node.name,
@@ -251,10 +148,6 @@ def _payload_fast(plan, node, versions, body: bytes) -> bytes:
 
 
 def _versions() -> dict:
-    import dask
-
-    from . import __version__
-
     return {
         "python": ".".join(map(str, sys.version_info[:3])),
         "python_minor": "%d.%d" % sys.version_info[:2],
@@ -296,14 +189,16 @@ def _manifest(plan, *, python, done, versions, digests, packs) -> dict:
     }
 
 
+#: the directories of a workflow
+_DIRS = (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR)
 #: file and directory modes by the ``permissions`` option
 PERMISSIONS = {"private": (0o600, 0o700), "group": (0o640, 0o750)}
-_FILE_MODE = {"mode": 0o600}  # set per write_workflow call (one writer at a time)
 
 
-def _write_bytes(path, data: bytes) -> None:
+def _write_bytes(path, data: bytes, mode: int) -> None:
+    """Write a new file with permission bits ``mode``."""
     # plain os calls: a file object per file costs more than the write itself
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE["mode"])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         view = memoryview(data)
         while view:
@@ -333,8 +228,9 @@ class _Packer:
     """Collects payloads into pack files (format: ``names.PACK_MAGIC``) and
     writes each when it is full. ``packs``: node name -> pack file."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, mode: int = 0o600):
         self.root = root
+        self.mode = mode
         self.packs: dict = {}
         self.files: set = set()
         self._nodes: list = []
@@ -359,7 +255,7 @@ class _Packer:
     def _write(self, nodes: list, parts: list) -> None:
         data = pack_bytes(nodes, parts)
         rel = names.pack_file(hashlib.sha256(data).hexdigest())
-        _write_bytes(f"{self.root}/{rel}", data)
+        _write_bytes(f"{self.root}/{rel}", data, self.mode)
         self.files.add(rel)
         for n in nodes:
             self.packs[n] = rel
@@ -375,118 +271,166 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
     ``dask.compute`` would return. ``permissions``: ``"private"`` (files
     readable by the owner only, the default) or ``"group"``. ``force``: mark
     no node ``DONE``, so that everything runs again.
+
+    The steps: check the target, find the reusable nodes, stage the payloads
+    (and constants, outputs, delivery files), render the DAG, submit and
+    manifest files, commit.
     """
     if permissions not in PERMISSIONS:
         raise PlanError(f"permissions={permissions!r} is not one of {sorted(PERMISSIONS)}")
     fmode, dmode = PERMISSIONS[permissions]
-    _FILE_MODE["mode"] = fmode
     path = Path(path).absolute()
     python = python or sys.executable
     if not os.path.isabs(python):
         raise PlanError(f"the interpreter must be an absolute path, got {python!r}")
     versions = _versions()
-    existing = pool = None
-    if path.exists():
-        if not path.is_dir():
-            raise WorkflowExistsError(f"{path} exists and is not a directory; choose another path")
-        if (path / names.MANIFEST).exists():
-            pool = _pool_dag(path, plan.name)
-            if pool and pool[1]:
-                raise WorkflowExistsError(
-                    f"the DAG of {path} is running on the pool (DAGMan job {pool[0]} is "
-                    "in condor_q); wait for it (dask-condordag wait) or remove it "
-                    "(dask-condordag remove) before writing the workflow again")
-            from .local import locked
-
-            holder = locked(path)
-            if holder:
-                raise WorkflowExistsError(
-                    f"{path} is being run right now ({holder}); wait for the run to finish "
-                    "before writing the workflow again")
-            existing = read_manifest(path)
-            if existing.get("name") != plan.name:
-                raise WorkflowExistsError(
-                    f"{path} holds another workflow ({existing.get('name')!r}, not "
-                    f"{plan.name!r}); choose another path, or delete that directory "
-                    "if you no longer need its results"
-                )
-        elif any(path.iterdir()):
-            raise WorkflowExistsError(
-                f"{path} exists and is not empty, and it is not a dask-condordag "
-                "workflow; choose another path"
-            )
-    by_value = user_modules() | by_value_modules(delivery)
+    existing, pool = _check_target(path, plan.name)
+    sent_by_value = user_modules() | by_value_modules(delivery)
     stage = _stage(path, dmode)
     try:
-        done = set()
-        if existing is not None and not force:
-            for node in plan.nodes.values():
-                quarantine = path / names.LOGS_DIR / "corrupt"
-                if node.outputs and all(
-                    _reusable(path / f, quarantine)
-                    for files in node.outputs.values() for f in files
-                ):
-                    done.add(node.name)
-        for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
+        done = _reusable_nodes(plan, path) if existing is not None and not force else set()
+        for d in _DIRS:
             (stage / d).mkdir(mode=dmode)
-        cache: dict = {}
-        digests: dict = {}
         # (writing on background threads was measured: twice as slow, GIL and
         # file-system contention; one thread it is)
-        with _by_value(by_value | {"dask_condordag.jobs"}):
-            packer = _Packer(str(stage))
-            for node in plan.nodes.values():
-                data = _payload(plan, node, versions, cache)
-                digests[node.name] = hashlib.sha256(data).hexdigest()
-                packer.add(node.name, data)
-            packer.flush()
-            for d in plan.data.values():
-                if existing is not None and (path / d.file).exists():
-                    continue
-                body = _dumps(d.value, f"the constant of key {d.key!r}")
-                _write_bytes(stage / d.file, _sealed(d.file, body))
-            outputs = {
-                "keys": list(keys) or [o.key for o in plan.outputs],
-                # (key, kind, files, inline value, files form a list)
-                "outputs": [(o.key, o.kind,
-                             plan.files_of(o.name) if o.kind != "inline" else (),
-                             o.value, o.name in plan.listed) for o in plan.outputs],
-                "repack": repack,
-            }
-            body = _dumps(outputs, "the requested keys and their repack step")
-            _write_bytes(stage / names.OUTPUTS, _sealed(names.OUTPUTS, body))
+        with by_value(sent_by_value | {"dask_condordag.jobs"}):
+            packer, digests = _stage_payloads(plan, stage, versions, fmode)
+            _stage_values(plan, stage, fmode, path if existing is not None else None,
+                          keys, repack)
             delivery, extra_files = stage_files(plan, delivery)  # delivery.py: bin/packages.zip
         for rel, data in extra_files.items():
-            _write_bytes(stage / rel, data)
-        _write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes())
-        dag = dag or DagSettings()
-        submits = submit_files(plan)
-        for fname, extra, procs in set(submits.values()):
-            text = render_submit(python=python, extra=extra, queue=procs,
-                                 delivery=submit_commands(delivery, python))
-            _write_bytes(stage / fname, text.encode())
-        if dag.config:
-            _write_bytes(stage / dag_files(plan.name, dag)["config"], render_config(dag).encode())
-        dag_text = render_dag(plan, packs=packer.packs, submits=submits, done=done, dag=dag)
-        _write_bytes(stage / names.dag_file(plan.name), dag_text.encode())
-        manifest = _manifest(plan, python=python, done=done, versions=versions,
-                             digests=digests, packs=packer.packs)
-        manifest["submit"] = sorted({f for f, _, _ in submits.values()})
-        manifest["delivery"] = delivery.describe()
-        # one line: json's C encoder is used only without indent (100k nodes)
-        _write_bytes(stage / names.MANIFEST, json.dumps(manifest).encode())
-        if existing is None:
-            if path.exists():
-                path.rmdir()  # it was empty
-            os.rename(stage, path)
+            _write_bytes(stage / rel, data, fmode)
+        manifest = _render_files(plan, stage, fmode, python=python, dag=dag or DagSettings(),
+                                 delivery=delivery, packs=packer.packs, done=done,
+                                 versions=versions, digests=digests)
+        if _commit(stage, path, plan.name, existing is None,
+                   packer.files if pool is None else None):
             stage = None
-        else:
-            # a DAG that may still run on the pool reads the old packs: keep them
-            _merge_into(stage, path, plan.name, packer.files if pool is None else None)
         return manifest
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _check_target(path: Path, name: str) -> tuple:
+    """(the manifest of the same workflow at ``path`` or None, its pool DAG
+    from :func:`_pool_dag`); WorkflowExistsError when ``path`` must not be
+    written: not a directory, another workflow, not empty, or running."""
+    if not path.exists():
+        return None, None
+    if not path.is_dir():
+        raise WorkflowExistsError(f"{path} exists and is not a directory; choose another path")
+    if not (path / names.MANIFEST).exists():
+        if any(path.iterdir()):
+            raise WorkflowExistsError(
+                f"{path} exists and is not empty, and it is not a dask-condordag "
+                "workflow; choose another path"
+            )
+        return None, None
+    pool = _pool_dag(path, name)
+    if pool and pool[1]:
+        raise WorkflowExistsError(
+            f"the DAG of {path} is running on the pool (DAGMan job {pool[0]} is "
+            "in condor_q); wait for it (dask-condordag wait) or remove it "
+            "(dask-condordag remove) before writing the workflow again")
+    from .local import locked
+
+    holder = locked(path)
+    if holder:
+        raise WorkflowExistsError(
+            f"{path} is being run right now ({holder}); wait for the run to finish "
+            "before writing the workflow again")
+    existing = read_manifest(path)
+    if existing.get("name") != name:
+        raise WorkflowExistsError(
+            f"{path} holds another workflow ({existing.get('name')!r}, not "
+            f"{name!r}); choose another path, or delete that directory "
+            "if you no longer need its results"
+        )
+    return existing, pool
+
+
+def _reusable_nodes(plan, path: Path) -> set:
+    """The nodes of ``plan`` whose results at ``path`` are all whole (written
+    ``DONE``); damaged results are set aside in ``logs/corrupt``."""
+    done = set()
+    quarantine = path / names.LOGS_DIR / "corrupt"
+    for node in plan.nodes.values():
+        if node.outputs and all(_reusable(path / f, quarantine)
+                                for files in node.outputs.values() for f in files):
+            done.add(node.name)
+    return done
+
+
+def _stage_payloads(plan, stage: Path, versions: dict, fmode: int) -> tuple:
+    """Write every node's payload into packs under ``stage``: (the packer,
+    {node: SHA-256 of its payload})."""
+    cache: dict = {}
+    digests: dict = {}
+    packer = _Packer(str(stage), fmode)
+    for node in plan.nodes.values():
+        data = _payload(plan, node, versions, cache)
+        digests[node.name] = hashlib.sha256(data).hexdigest()
+        packer.add(node.name, data)
+    packer.flush()
+    return packer, digests
+
+
+def _stage_values(plan, stage: Path, fmode: int, existing: Path | None, keys, repack) -> None:
+    """Write the large constants (those not already in the ``existing``
+    workflow) and ``outputs.pkl`` under ``stage``."""
+    for d in plan.data.values():
+        if existing is not None and (existing / d.file).exists():
+            continue
+        body = dumps(d.value, f"the constant of key {d.key!r}")
+        _write_bytes(stage / d.file, _sealed(d.file, body), fmode)
+    outputs = {
+        "keys": list(keys) or [o.key for o in plan.outputs],
+        # (key, kind, files, inline value, files form a list)
+        "outputs": [(o.key, o.kind,
+                     plan.files_of(o.name) if o.kind != "inline" else (),
+                     o.value, o.name in plan.listed) for o in plan.outputs],
+        "repack": repack,
+    }
+    body = dumps(outputs, "the requested keys and their repack step")
+    _write_bytes(stage / names.OUTPUTS, _sealed(names.OUTPUTS, body), fmode)
+
+
+def _render_files(plan, stage: Path, fmode: int, *, python: str, dag: DagSettings, delivery,
+                  packs: dict, done: set, versions: dict, digests: dict) -> dict:
+    """Write the worker shim, the submit descriptions, the DAG (and CONFIG)
+    file and the manifest under ``stage``; returns the manifest."""
+    _write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes(), fmode)
+    submits = submit_files(plan)
+    for fname, extra, procs in set(submits.values()):
+        text = render_submit(python=python, extra=extra, queue=procs,
+                             delivery=submit_commands(delivery, python))
+        _write_bytes(stage / fname, text.encode(), fmode)
+    if dag.config:
+        _write_bytes(stage / dag_files(plan.name, dag)["config"], render_config(dag).encode(),
+                     fmode)
+    dag_text = render_dag(plan, packs=packs, submits=submits, done=done, dag=dag)
+    _write_bytes(stage / names.dag_file(plan.name), dag_text.encode(), fmode)
+    manifest = _manifest(plan, python=python, done=done, versions=versions,
+                         digests=digests, packs=packs)
+    manifest["submit"] = sorted({f for f, _, _ in submits.values()})
+    manifest["delivery"] = delivery.describe()
+    # one line: json's C encoder is used only without indent (100k nodes)
+    _write_bytes(stage / names.MANIFEST, json.dumps(manifest).encode(), fmode)
+    return manifest
+
+
+def _commit(stage: Path, path: Path, name: str, new: bool, packs: set | None) -> bool:
+    """Put the staged workflow in place: a ``new`` one by renaming the stage
+    (True: the stage is gone), an update by :func:`_merge_into` (False)."""
+    if new:
+        if path.exists():
+            path.rmdir()  # it was empty
+        os.rename(stage, path)
+        return True
+    # a DAG that may still run on the pool reads the old packs: keep them
+    _merge_into(stage, path, name, packs)
+    return False
 
 
 def _merge_into(stage: Path, path: Path, name: str, packs: set) -> None:
@@ -494,19 +438,18 @@ def _merge_into(stage: Path, path: Path, name: str, packs: set) -> None:
     then the files that describe the workflow, the manifest last; then delete
     the payload packs no node names any more (``packs``: the ones in use;
     None: delete nothing)."""
-    for d in (names.BIN_DIR, names.NODES_DIR, names.DATA_DIR, names.RESULTS_DIR, names.LOGS_DIR):
+    for d in _DIRS:
         (path / d).mkdir(exist_ok=True)
         for f in (stage / d).iterdir():
             os.replace(f, path / d / f.name)
     # rescue DAGs name the old DAG's nodes: keep them, out of DAGMan's way
     dag = path / names.dag_file(name)
-    for old in sorted(path.glob(names.dag_file(name) + ".rescue[0-9][0-9][0-9]")):
+    for old in map(Path, rescue_files(str(dag))):
         os.replace(old, path / names.LOGS_DIR / f"{old.name}.{int(os.path.getmtime(old))}")
     described = [f.name for f in stage.iterdir() if f.is_file()
                  and f.name not in (names.dag_file(name), names.MANIFEST)]
     for f in described + [names.dag_file(name), names.MANIFEST]:
         os.replace(stage / f, path / f)
-    assert dag.exists()
     for f in (path / names.NODES_DIR).iterdir() if packs is not None else ():
         if f"{names.NODES_DIR}/{f.name}" not in packs:
             f.unlink()

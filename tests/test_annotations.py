@@ -349,6 +349,8 @@ def test_cluster_with_different_functions_is_refused():
 @pytest.mark.parametrize("kw,match", [
     ({"maxjobs": {"db": -1}}, "maxjobs"),
     ({"maxjobs": {"my db": 1}}, "category"),
+    ({"maxjobs": [("db", 3)]}, r"maxjobs=\[\('db', 3\)\]: give a dict"),
+    ({"maxjobs": "db=3"}, "give a dict"),
     ({"dag_config": {"BAD KNOB": 1}}, "knob"),
     ({"dag_config": {"X": "a\nb"}}, "line break"),
     ({"node_status_interval": -5}, "node_status_interval"),

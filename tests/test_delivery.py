@@ -16,6 +16,7 @@ from dask import delayed
 
 import dask_condordag
 from dask_condordag import delivery, names, tokens
+from dask_condordag.doctor import doctor
 from dask_condordag.dagfile import parse_dag
 from dask_condordag.exceptions import CondorDagError, PlanError
 
@@ -31,7 +32,7 @@ def add(a, b):
 def _system_python():
     """/usr/bin/python3 when it runs this Python's minor version (the
     transfer mode's default interpreter), else skip."""
-    exe = delivery.DEFAULT_PYTHON["transfer"]
+    exe = delivery.delivery_method("transfer").python
     try:
         out = subprocess.run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                              capture_output=True, text=True, timeout=30).stdout.strip()
@@ -97,8 +98,8 @@ def test_shared_mode_submit_description(tmp_path):
         assert job["arguments"] == f'"{names.WORKER} {node} 0 {wf.nodes[node]["payload"]}"'
         assert job["should_transfer_files"] == "YES"
         assert job["environment"] is None and job["container_image"] is None
-        assert delivery.ZIP not in job["transfer_input_files"]
-    assert not (wf.path / delivery.ZIP).exists()
+        assert names.PACKAGES_ZIP not in job["transfer_input_files"]
+    assert not (wf.path / names.PACKAGES_ZIP).exists()
 
 
 def test_transfer_mode_submit_description(tmp_path):
@@ -108,12 +109,13 @@ def test_transfer_mode_submit_description(tmp_path):
         assert job["universe"] == "vanilla"
         assert job["executable"] == "/opt/py311/bin/python3"
         assert job["transfer_executable"] == "false"
-        assert job["arguments"] == f'"{delivery.BOOT} {node} 0 {wf.nodes[node]["payload"]}"'
+        assert job["arguments"] == f'"{names.BOOT} {node} 0 {wf.nodes[node]["payload"]}"'
         files = job["transfer_input_files"].split(",")
-        assert files[:4] == [names.WORKER, delivery.BOOT, delivery.ZIP, wf.nodes[node]["payload"]]
+        assert files[:4] == [names.WORKER, names.BOOT, names.PACKAGES_ZIP,
+                             wf.nodes[node]["payload"]]
         assert job["environment"] == '"PYTHONNOUSERSITE=1"'
         assert job["should_transfer_files"] == "YES"
-    with zipfile.ZipFile(wf.path / delivery.ZIP) as z:
+    with zipfile.ZipFile(wf.path / names.PACKAGES_ZIP) as z:
         tops = {n.split("/")[0] for n in z.namelist()}
     assert "cloudpickle" in tops  # always: the worker may need it for results
     assert wf.manifest["delivery"]["shipped"] == ["cloudpickle"]
@@ -159,7 +161,7 @@ def test_transfer_refuses_compiled_packages_unless_assumed(tmp_path):
         dask_condordag.write(g, path=tmp_path / "a", delivery="transfer")
     wf = dask_condordag.write(g, path=tmp_path / "b", delivery="transfer",
                               assume_installed=["numpy"])
-    with zipfile.ZipFile(wf.path / delivery.ZIP) as z:
+    with zipfile.ZipFile(wf.path / names.PACKAGES_ZIP) as z:
         assert not any(n.startswith("numpy/") for n in z.namelist())
 
 
@@ -175,10 +177,10 @@ def test_transfer_runs_end_to_end_with_the_zip(tmp_path, installed_module):
     shipped = wf.manifest["delivery"]["shipped"]
     assert {"dcd_helpers_xfer", "toolz", "cloudpickle"} <= set(shipped)
     # the execute node's interpreter cannot import the module by itself
-    probe = subprocess.run([delivery.DEFAULT_PYTHON["transfer"], "-c", "import dcd_helpers_xfer"],
-                           capture_output=True, cwd=tmp_path)
+    probe = subprocess.run([delivery.delivery_method("transfer").python, "-c",
+                            "import dcd_helpers_xfer"], capture_output=True, cwd=tmp_path)
     assert probe.returncode != 0
-    report = delivery.doctor(wf.path)
+    report = doctor(wf.path)
     assert report.ok, report.summary()
     assert not list((wf.path / names.RESULTS_DIR).iterdir())  # doctor wrote nothing there
     wf.run(progress=False)
@@ -189,7 +191,7 @@ def test_doctor_finds_a_module_only_the_submit_side_can_import(tmp_path, install
     mod = installed_module("dcd_helpers_doc", "def triple(x):\n    return 3 * x\n")
     g = delayed(inc)(delayed(mod.triple)(2))
     wf = dask_condordag.write(g, path=tmp_path / "wf")
-    report = delivery.doctor(wf.path)
+    report = doctor(wf.path)
     assert not report.ok
     (problem,) = report.problems
     assert "module 'dcd_helpers_doc' cannot be imported" in problem
@@ -199,7 +201,7 @@ def test_doctor_finds_a_module_only_the_submit_side_can_import(tmp_path, install
     assert not list((wf.path / names.RESULTS_DIR).iterdir())
     # sent by value, the execute node no longer needs it
     wf2 = dask_condordag.write(g, path=tmp_path / "wf2", by_value=["dcd_helpers_doc"])
-    report = delivery.doctor(wf2.path)
+    report = doctor(wf2.path)
     assert report.ok, report.summary()
     wf2.run(progress=False)
     assert wf2.result() == 7
@@ -209,16 +211,16 @@ def test_doctor_reports_missing_inputs_and_version_mismatch(tmp_path):
     x = delayed(inc)(1)
     wf = dask_condordag.write(delayed(inc)(x), path=tmp_path / "wf")
     child = next(n for n, info in wf.nodes.items() if info["parents"])
-    report = delivery.doctor(wf.path, node=child)
+    report = doctor(wf.path, node=child)
     assert not report.ok
     assert "is missing" in report.problems[0] and "run that first" in report.problems[0]
-    report = delivery.doctor(wf.path, node="nope")
+    report = doctor(wf.path, node="nope")
     assert not report.ok and "has no DAG node 'nope'" in report.problems[0]
     # a workflow written by another Python minor version
     m = json.loads((wf.path / names.MANIFEST).read_text())
     m["versions"]["python"] = "3.1.0"
     (wf.path / names.MANIFEST).write_text(json.dumps(m))
-    report = delivery.doctor(wf.path)
+    report = doctor(wf.path)
     assert not report.ok and "Python version mismatch" in report.problems[0]
 
 
@@ -227,7 +229,7 @@ def test_doctor_on_a_good_workflow_is_quick_and_quiet_about_task_errors(tmp_path
         return 1 / 0
 
     wf = dask_condordag.write(delayed(boom)(1), path=tmp_path / "wf")
-    report = delivery.doctor(wf.path)
+    report = doctor(wf.path)
     assert report.ok, report.summary()
     assert any("ZeroDivisionError" in n for n in report.notes)
     assert report.seconds < 30
@@ -243,3 +245,64 @@ def test_doctor_command_exit_codes(tmp_path, installed_module, capsys):
     bad = dask_condordag.write(delayed(mod.f)(1), path=tmp_path / "bad")
     assert cli.main(["doctor", str(bad.path)]) == 1
     assert "dcd_helpers_cli" in capsys.readouterr().out
+
+
+def test_the_boot_script_shipped_is_the_packaged_file(tmp_path):
+    from pathlib import Path
+
+    wf = dask_condordag.write(_graph(), path=tmp_path / "wf", delivery="transfer")
+    packaged = Path(delivery.__file__).with_name("boot.py")
+    assert (wf.path / names.BOOT).read_bytes() == packaged.read_bytes()
+
+
+def test_delivery_methods_are_registered_by_name(tmp_path, monkeypatch):
+    def shared_with_env(d, submit_python):
+        return [("executable", d.interpreter(submit_python)), ("transfer_executable", "false"),
+                ("environment", '"DCD_TEST=1"')]
+
+    monkeypatch.setitem(delivery._METHODS, "envtest", delivery.DeliveryMethod(
+        "envtest", shared_with_env, python="/opt/envtest/python3"))
+    wf = dask_condordag.write(_graph(), path=tmp_path / "wf", delivery="envtest")
+    for job in _expanded(wf, COMMANDS).values():
+        assert job["executable"] == "/opt/envtest/python3"
+        assert job["environment"] == '"DCD_TEST=1"'
+    assert wf.manifest["delivery"]["mode"] == "envtest"
+    with pytest.raises(CondorDagError, match=r"delivery='nope' is not one of \('shared', "
+                                             r"'transfer', 'container', 'envtest'\)"):
+        delivery.make_delivery("nope")
+
+
+class _FailsAtPickling:
+    """Counts its picklings and fails at number ``fail_at``: with the count
+    of a dry run, only the last one fails -- the module scan, which comes
+    after write has pickled the payload (an object whose pickling can fail
+    on a later try: it depends on state that changed)."""
+
+    def __init__(self, fail_at=None):
+        self.fail_at, self.times = fail_at, 0
+
+    def __reduce__(self):
+        self.times += 1
+        if self.times == self.fail_at:
+            raise TypeError("cannot pickle it this time")
+        return (_FailsAtPickling, ())
+
+
+def _identity(x):
+    return x
+
+
+def test_an_object_the_module_scan_cannot_pickle_is_reported(tmp_path):
+    def write(obj, name, **kw):
+        return dask_condordag.write(delayed(_identity)(obj, dask_key_name="odd-one"),
+                                    path=tmp_path / name, delivery="transfer", **kw)
+
+    dry = _FailsAtPickling()
+    assert write(dry, "dry").manifest["delivery"]["unscanned"] == []
+    wf = write(_FailsAtPickling(fail_at=dry.times), "wf")
+    (line,) = wf.manifest["delivery"]["unscanned"]
+    assert "key 'odd-one'" in line and "_FailsAtPickling" in line, line
+    assert "cannot pickle it this time" in line
+    report = doctor(wf.path, run_task=False)
+    assert any("could not be pickled" in n and "key 'odd-one'" in n for n in report.notes), \
+        report.summary()

@@ -201,3 +201,44 @@ def test_group_permissions_on_request(tmp_path):
     wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf", permissions="group")
     assert stat.S_IMODE(wf.path.stat().st_mode) == 0o750
     assert stat.S_IMODE((wf.path / "manifest.json").stat().st_mode) == 0o640
+
+
+def test_two_writers_at_once_keep_their_own_file_modes(tmp_path, monkeypatch):
+    # the file mode was module-level state set by each call: a writer that
+    # started private and was overtaken by a "group" writer finished its
+    # files with the group's mode
+    import importlib
+    import threading
+
+    W = importlib.import_module("dask_condordag.write")  # (the package's write is the function)
+
+    real, first = W.stage_files, threading.Event()
+    overtaken = threading.Event()
+
+    def stage_files(plan, d):  # the private writer waits here for the group one
+        if not first.is_set():
+            first.set()
+            assert overtaken.wait(60)
+        return real(plan, d)
+
+    monkeypatch.setattr(W, "stage_files", stage_files)
+    errors = []
+
+    def write(name, permissions):
+        try:
+            dask_condordag.write(delayed(inc)(1), path=tmp_path / name, permissions=permissions)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    private = threading.Thread(target=write, args=("private", "private"))
+    private.start()
+    assert first.wait(60)
+    write("group", "group")
+    overtaken.set()
+    private.join(60)
+    assert not errors, errors
+    for name, fmode in (("private", 0o600), ("group", 0o640)):
+        files = [p for p in (tmp_path / name).rglob("*") if p.is_file()]
+        assert files
+        assert {p.relative_to(tmp_path): oct(stat.S_IMODE(p.stat().st_mode)) for p in files} \
+            == {p.relative_to(tmp_path): oct(fmode) for p in files}

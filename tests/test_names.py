@@ -33,3 +33,19 @@ def test_safe_prefix_and_workflow_names():
     assert names.valid_workflow_name("run-1_a")
     for bad in ("", "a b", "a.b", "-x", "a/b", 3):
         assert not names.valid_workflow_name(bad)
+
+
+def test_boot_script_agrees_with_names_and_is_standalone():
+    import os
+    import sys
+
+    from dask_condordag import boot
+
+    assert os.path.basename(boot.ZIP) == os.path.basename(names.PACKAGES_ZIP)
+    assert os.path.basename(boot.WORKER) == os.path.basename(names.WORKER)
+    bin_dirs = {os.path.dirname(n) for n in (names.PACKAGES_ZIP, names.WORKER, names.BOOT)}
+    assert bin_dirs == {names.BIN_DIR}  # the boot script finds both next to itself
+    tree = ast.parse(Path(boot.__file__).read_text())
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom)}
+    assert top <= set(sys.stdlib_module_names), top - set(sys.stdlib_module_names)

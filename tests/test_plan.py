@@ -122,3 +122,25 @@ def test_small_constants_inline_large_ones_shared():
 def test_bad_workflow_name():
     with pytest.raises(PlanError, match="workflow name"):
         make_plan(read_graph({"a": (add, 1, 1)}, ["a"]), name="has space")
+
+
+def test_every_property_of_the_plan_objects_can_be_read():
+    # a property that names something that does not exist fails only when read
+    # (PlannedNode.payload once called names.payload_file, which never existed)
+    import dataclasses
+
+    from dask_condordag import plan as P
+
+    a = delayed(add)(1, 2)
+    big = delayed(list(range(100_000)))
+    p = _plan(delayed(add)(a, 3), delayed(len)(big), delayed(sum)([a, a]))
+    objects = [p, *p.nodes.values(), *p.data.values(), *p.outputs,
+               *(t for n in p.nodes.values() for t in n.tasks)]
+    assert {type(o) for o in objects} == {P.Plan, P.PlannedNode, P.PlannedData, P.Output,
+                                         P.PlannedTask}
+    for obj in objects:
+        cls = type(obj)
+        assert dataclasses.is_dataclass(cls)
+        for name in dir(cls):
+            if isinstance(getattr(cls, name), property):
+                getattr(obj, name)  # raises if the property is broken

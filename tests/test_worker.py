@@ -160,3 +160,18 @@ def test_unpicklable_exception_of_an_unimportable_type_becomes_remote_error():
     assert "Local" in info.value.exc_type
     assert "could not be pickled on the execute node" in str(info.value)
     assert "cannot pickle '_thread.lock' object" in str(info.value)
+
+
+def test_why_an_error_falls_back_to_remote_error_is_logged(caplog):
+    import logging
+
+    from dask_condordag.results import remote_exception
+
+    report = {"exc_type": "no_such_module_dcd.Oops", "message": "odd", "node": "n1",
+              "exc_pickle": "bm90IGEgcGlja2xl"}  # base64 of b"not a pickle"
+    with caplog.at_level(logging.DEBUG, logger="dask_condordag.results"):
+        exc = remote_exception(report, key="k")
+    assert isinstance(exc, dask_condordag.RemoteError)
+    text = caplog.text
+    assert "no_such_module_dcd.Oops" in text and "cannot be imported" in text
+    assert "did not come back" in text and "does not unpickle" in text

@@ -59,6 +59,24 @@ def test_single_collection_result_is_the_value(tmp_path):
     assert wf.result() == 2
 
 
+def test_result_reads_outputs_pkl_once(tmp_path, monkeypatch):
+    # result() verified and unpickled outputs.pkl twice (once itself, once in values())
+    from dask_condordag import workflow
+
+    wf = dask_condordag.write(delayed(add)(delayed(inc)(1), 10), [delayed(inc)(5)],
+                              path=tmp_path / "wf")
+    wf.run()
+    real, reads = workflow.read_result, []
+
+    def counting(path, *args, **kwargs):
+        reads.append(os.path.basename(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "read_result", counting)
+    assert wf.result() == (12, [6])
+    assert reads.count(names.OUTPUTS) == 1, reads
+
+
 def test_result_before_running_says_so(tmp_path):
     wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf")
     with pytest.raises(dask_condordag.ResultMissingError, match="has not finished"):
@@ -220,6 +238,7 @@ def test_newer_manifest_format_is_refused(tmp_path):
 
 
 def test_fast_payload_header_equals_the_general_one():
+    import hashlib
     import importlib
 
     from dask.base import collections_to_expr
@@ -227,18 +246,25 @@ def test_fast_payload_header_equals_the_general_one():
     from dask.core import flatten
 
     from dask_condordag.graph import read_graph
+    from dask_condordag.pickling import dumps
     from dask_condordag.plan import make_plan
 
     W = importlib.import_module("dask_condordag.write")
-    a = delayed(inc)(1, dask_key_name='odd "key" \u00e9')
+    a = delayed(inc)(1, dask_key_name='odd "key" \u00e9\\ \n')
     b = delayed(add)(a, delayed(inc)(2), dask_key_name=("tuple", 1))
     e = FinalizeCompute(collections_to_expr([b])).optimize()
     plan = make_plan(read_graph(e, list(flatten(e.__dask_keys__()))), name="t")
     v = W._versions()
-    for node in plan.nodes.values():
-        fast = W._payload(plan, node, v, {})
-        _, head, body = fast.split(b"\n", 2)
+    fast = [node for node in plan.nodes.values() if W._takes_fast_path(plan, node)]
+    assert len(fast) == len(plan.nodes) == 3
+    for node in fast:
+        body = dumps([(t.name, t.expr) for t in node.tasks], "test", {})  # as _payload does
+        general = W._payload_general(plan, node, v, body)
+        assert W._payload_fast(plan, node, v, body) == general  # byte for byte
+        assert W._payload(plan, node, v, {}) == general
+        _, head, rest = general.split(b"\n", 2)
         meta = json.loads(head)
+        assert rest == body and meta["sha256"] == hashlib.sha256(body).hexdigest()
         assert meta == {
             "sha256": meta["sha256"], "node": node.name, "mode": "single",
             "inputs": {x: plan.files_of(x)[0] for x in node.inputs},
