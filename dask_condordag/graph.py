@@ -38,7 +38,6 @@ Example::
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Hashable
@@ -58,6 +57,7 @@ from dask._task_spec import (
 )
 
 from .exceptions import GraphError, MissingKeyError
+from .shuffle import task_shuffles
 
 __all__ = ["Call", "Const", "Link", "Graph", "read_graph", "materialize"]
 
@@ -126,13 +126,16 @@ def materialize(dsk) -> tuple[dict, dict]:
     produce, the layers are read as they are, without dask's low-level
     optimizer: that is where fusion drops annotations and where the delayed
     cull goes quadratic. Other expressions are materialized with fusion off.
+    dask's disk shuffles are rewritten into task shuffles (``shuffle.py``).
     """
     from dask.highlevelgraph import HighLevelGraph
 
     if isinstance(dsk, HighLevelGraph):
         hlgs = [dsk]
     elif isinstance(dsk, Mapping):
-        return dict(dsk), {}
+        graph = dict(dsk)
+        graph.update(task_shuffles(graph))
+        return graph, {}
     else:
         hlgs = _unoptimized_hlgs(dsk)
     graph: dict = {}
@@ -140,11 +143,11 @@ def materialize(dsk) -> tuple[dict, dict]:
     if hlgs is None:
         with dask.config.set(_NO_FUSION):
             graph = dict(dsk.__dask_graph__())
-            graph.update(_task_shuffles(dsk))
             by_name = dsk.__dask_annotations__()
         for name, values in by_name.items():
             for k, v in values.items():
                 annotations.setdefault(k, {})[name] = v
+        graph.update(task_shuffles(graph))
         return graph, annotations
     for hlg in hlgs:
         for layer in hlg.layers.values():
@@ -155,107 +158,8 @@ def materialize(dsk) -> tuple[dict, dict]:
                         annotations.setdefault(k, {})[name] = (
                             value(k) if callable(value) else value
                         )
-    graph.update(_bag_task_groupbys(graph))
+    graph.update(task_shuffles(graph))
     return graph, annotations
-
-
-# -- disk shuffles become task shuffles ------------------------------------------
-#
-# dask's disk shuffles (dask-expr's ``DiskShuffle``, dask.bag's ``groupby_disk``)
-# create a partd store in a task with no arguments and pass it -- a folder in
-# the job's scratch directory, by absolute path -- to the tasks that write and
-# read it. Between jobs that is shared state the DAG does not know about: on a
-# pool the folder does not exist for the other jobs, and locally the content
-# hash of the argument-less task is the same on every run, so a later run reads
-# an earlier run's store. dask picks the method where we cannot intervene
-# (dataframes when ``dask.compute`` optimizes, before any scheduler runs; bags
-# when ``groupby`` is called), so the graph is rewritten here: the disk
-# shuffle's output keys become those of dask's own task-based shuffle of the
-# same input (``TaskShuffle``; ``dask.bag.core.groupby_tasks``), whose data
-# flows along the DAG's edges. The orphaned partd tasks are culled.
-
-
-def _task_shuffles(expr) -> dict:
-    """Graph entries replacing each ``DiskShuffle`` in the (lowered) dask-expr
-    expression ``expr``: the layer of a ``TaskShuffle`` of the same operands,
-    and each of the disk shuffle's output keys an alias of the task shuffle's."""
-    mod = sys.modules.get("dask.dataframe.dask_expr._shuffle")
-    if mod is None or not hasattr(expr, "find_operations"):
-        return {}
-    out: dict = {}
-    for disk in expr.find_operations(mod.DiskShuffle):
-        tasks = mod.TaskShuffle(*disk.operands)
-        out.update(tasks._layer())
-        for i in range(len(disk._partitions)):
-            out[(disk._name, i)] = Alias((disk._name, i), (tasks._name, i))
-    return out
-
-
-def _task_args(key, value, all_keys, func) -> tuple | None:
-    """The arguments of ``value`` if it is a call of ``func`` (old tuple or
-    ``Task``), key references as ``TaskRef``; else None."""
-    if type(value) is tuple:
-        if not value or value[0] is not func:
-            return None
-        value = convert_legacy_task(key, value, all_keys)
-    if not isinstance(value, Task) or value.func is not func:
-        return None
-    return tuple(_plain_arg(a) for a in value.args)
-
-
-def _plain_arg(arg):
-    """A key reference as ``TaskRef``, a literal as itself."""
-    if isinstance(arg, Alias):
-        return TaskRef(arg.target)
-    if isinstance(arg, DataNode):
-        return arg.value
-    return arg
-
-
-def _bag_task_groupbys(graph: dict) -> dict:
-    """Graph entries replacing each ``dask.bag`` disk groupby in ``graph`` by
-    ``groupby_tasks`` of the same bag and grouper; the disk groupby's output
-    keys become aliases of (or, for another ``npartitions``, concatenations
-    of whole) task groupby partitions, so every group stays in one partition."""
-    core = sys.modules.get("dask.bag.core")
-    if core is None:
-        return {}
-    parts: dict = {}  # partd key -> [(index, input key, grouper, npartitions)]
-    collects: dict = {}  # partd key -> [(output key, group number)]
-    for k, v in graph.items():
-        args = _task_args(k, v, graph, core.partition)
-        if args is not None and len(args) >= 4 and isinstance(args[3], TaskRef):
-            parts.setdefault(args[3].key, []).append((k[1], args[1], args[0], args[2]))
-            continue
-        args = _task_args(k, v, graph, core.collect)
-        if args is not None and len(args) >= 3 and isinstance(args[2], TaskRef):
-            collects.setdefault(args[2].key, []).append((k, args[1]))
-    out: dict = {}
-    for store, found in parts.items():
-        found.sort(key=lambda x: x[0])
-        inputs = [ref.key if isinstance(ref, TaskRef) else None for _, ref, _, _ in found]
-        name = inputs[0][0] if isinstance(inputs[0], tuple) else None
-        if inputs != [(name, i) for i in range(len(inputs))]:
-            raise GraphError(
-                f"key {found[0][0]!r}: a dask.bag disk groupby (partd store {store!r}) "
-                "whose input is not one whole bag cannot be compiled; pass "
-                "shuffle='tasks' to groupby")
-        grouper, npartitions = found[0][2], found[0][3]
-        hlg = core.HighLevelGraph({name: {}}, {name: set()})
-        shuffled = core.groupby_tasks(core.Bag(hlg, name, len(inputs)), grouper)
-        out.update(shuffled.__dask_graph__())
-        m = shuffled.npartitions
-        for key, group in collects.get(store, ()):
-            sources = [(shuffled.name, i) for i in range(m) if i % npartitions == group]
-            if len(sources) == 1:
-                out[key] = Alias(key, sources[0])
-            else:
-                out[key] = Task(key, _concat_lists, *[TaskRef(s) for s in sources])
-    return out
-
-
-def _concat_lists(*parts) -> list:
-    return [x for part in parts for x in part]
 
 
 def _unoptimized_hlgs(expr):
