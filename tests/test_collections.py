@@ -36,3 +36,19 @@ def test_collections_equal_sync_twice_with_different_data(tmp_path):
         assert second[name][0] == second[name][1], f"{name}, second run"
         # the data changed, so a stale result could not pass for a right one
         assert first[name][1] != second[name][1], name
+
+
+def test_read_text_of_a_changed_file_runs_again(tmp_path):
+    # the task's argument is the same OpenFile (same path) both times: the
+    # file's size and modification time make the difference
+    import dask.bag as db
+
+    import dask_condordag  # noqa: F401
+
+    data = tmp_path / "in.txt"
+    counts = []
+    for text in ("a\nb\n", "a\nb\nc\nd\n"):
+        data.write_text(text)
+        counts.append(db.read_text(str(data)).count().compute(
+            scheduler="condordag", run="local", path=tmp_path / "wf", progress=False))
+    assert counts == [2, 4]
