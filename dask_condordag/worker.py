@@ -18,6 +18,12 @@ Contract (the client side relies on every point):
       temporary name and renamed.
     * Exit status 0 when every task succeeded, 1 otherwise, so DAGMan's RETRY
       and rescue DAGs work.
+    * A result that is a lazy iterator (a generator, map, filter, zip, an
+      itertools object; also one in a returned list or tuple) is made a list
+      before it is written, as ``dask.bag.core.reify`` does. A result that
+      is, or holds, a handle to this job's local state (an open file, a
+      socket, a lock, a partd store...) fails the task with LocalStateError
+      naming its key: no other job and no later run could use it.
 
 File formats (``dask_condordag.names`` holds the same constants; the client
 imports ``seal``/``unseal`` from here, so there is one implementation):
@@ -166,7 +172,8 @@ def local_state(obj):
     top = mod.split(".")[0]
     if top == "partd":
         return "a partd store (a folder in this job's scratch directory: dask's disk shuffle)"
-    if isinstance(obj, io.IOBase) or (mod == "tempfile" and "File" in name):
+    if (isinstance(obj, io.IOBase) and not isinstance(obj, (io.BytesIO, io.StringIO))) \
+            or (mod == "tempfile" and "File" in name):
         return "an open file"
     if top in ("socket", "ssl") and "socket" in name.lower():
         return "a socket"
@@ -225,20 +232,43 @@ def materialize(value):
     return value
 
 
+_PICKLERS = {}
+_KINDS = {}  # type -> what local_state says of its instances (it reads only the type)
+
+
+def _kind(obj):
+    t = type(obj)
+    try:
+        return _KINDS[t]
+    except KeyError:
+        pass
+    what = local_state(obj)
+    if what is None and t is types.GeneratorType:
+        what = ("a generator deep inside the result (only an iterator at the top "
+                "or in a top-level list is made a list)")
+    _KINDS[t] = what
+    return what
+
+
 def _checking(base):
     """A pickler class on ``base`` that refuses handles to local state."""
+    if base in _PICKLERS:
+        return _PICKLERS[base]
+    sup = getattr(base, "reducer_override", None)
 
     class Checking(base):
-        def reducer_override(self, obj):
-            what = local_state(obj)
-            if what is None and isinstance(obj, types.GeneratorType):
-                what = ("a generator deep inside the result (only an iterator at the top "
-                        "or in a top-level list is made a list)")
-            if what is not None:
-                raise LocalStateError(what, obj)
-            sup = getattr(super(), "reducer_override", None)
-            return sup(obj) if sup is not None else NotImplemented
+        if sup is None:
+            def reducer_override(self, obj):
+                if _kind(obj) is not None:
+                    raise LocalStateError(_kind(obj), obj)
+                return NotImplemented
+        else:
+            def reducer_override(self, obj):
+                if _kind(obj) is not None:
+                    raise LocalStateError(_kind(obj), obj)
+                return sup(self, obj)
 
+    _PICKLERS[base] = Checking
     return Checking
 
 

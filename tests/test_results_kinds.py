@@ -2,6 +2,7 @@
 before they are written, as ``dask.bag.core.reify`` does; handles to the job's
 local state (open files, locks, partd stores...) are refused, naming the key."""
 
+import io
 import itertools
 import threading
 
@@ -106,3 +107,9 @@ def test_a_generator_inside_a_result_is_refused():
     deep = delayed(lambda: {"g": squares(3)})()  # ...one made inside a task is not
     with pytest.raises(LocalStateError, match="a generator deep inside the result"):
         deep.compute(scheduler="condordag", run="local", path="deep", progress=False)
+
+
+def test_in_memory_files_are_data_not_handles():
+    got = delayed(io.BytesIO)(b"bytes").compute(scheduler="condordag", run="local",
+                                                path="wf", progress=False)
+    assert got.getvalue() == b"bytes"
