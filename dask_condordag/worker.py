@@ -189,8 +189,10 @@ def local_state(obj):
 
 
 def _lazy(obj):
-    """True for an iterator that is not a handle (a file is an iterator too)."""
-    return isinstance(obj, Iterator) and local_state(obj) is None
+    """True for an iterator that is not a file (files, even in-memory ones,
+    are iterators too) nor another handle."""
+    return (isinstance(obj, Iterator) and not isinstance(obj, io.IOBase)
+            and local_state(obj) is None)
 
 
 class LocalStateError(TypeError):
