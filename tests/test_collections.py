@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CORPUS = Path(__file__).with_name("collections_corpus.py")
 ITEMS = {"set_index", "merge", "groupby_agg", "shuffle",
          "bag_groupby", "bag_foldby", "read_text", "frequencies"}
@@ -27,6 +29,7 @@ def corpus(folder: Path, seed: int) -> dict:
     return pickle.loads(out.read_bytes())
 
 
+@pytest.mark.slow  # ~60 jobs, half of them importing pandas: 30-60 s on 2 cores
 def test_collections_equal_sync_twice_with_different_data(tmp_path):
     first = corpus(tmp_path, 1)
     second = corpus(tmp_path, 2)
