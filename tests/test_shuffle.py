@@ -117,6 +117,7 @@ def test_bag_disk_groupby_becomes_task_groupby(npartitions):
                                .compute(scheduler="sync"))
 
 
+@pytest.mark.filterwarnings("ignore:Computing mixed collections")
 def test_dataframes_and_bags_computed_together():
     # dask materializes the dataframe expression into a graph first: the
     # rewrite must read tasks, not expressions
