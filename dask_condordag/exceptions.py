@@ -22,6 +22,7 @@ __all__ = [
     "DagFailedError",
     "WaitTimeout",
     "PreflightError",
+    "LocalStateError",
 ]
 
 
@@ -138,3 +139,12 @@ class PreflightError(CondorDagError):
     def __init__(self, message: str, *, report=None):
         super().__init__(message)
         self.report = report
+
+
+class LocalStateError(CondorDagError, TypeError):
+    """Raised (by the worker on the execute node, and re-raised here) when a
+    task's result is a handle to its job's local state -- an open file, a
+    socket, a lock, a partd store (dask's disk shuffle), a memory map, a
+    database connection, a running process, a generator deep inside the
+    result -- which no other job and no later run could use. The message
+    names the task's key and says what to return instead."""

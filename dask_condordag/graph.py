@@ -57,6 +57,7 @@ from dask._task_spec import (
 )
 
 from .exceptions import GraphError, MissingKeyError
+from .shuffle import task_shuffles
 
 __all__ = ["Call", "Const", "Link", "Graph", "read_graph", "materialize"]
 
@@ -125,13 +126,16 @@ def materialize(dsk) -> tuple[dict, dict]:
     produce, the layers are read as they are, without dask's low-level
     optimizer: that is where fusion drops annotations and where the delayed
     cull goes quadratic. Other expressions are materialized with fusion off.
+    dask's disk shuffles are rewritten into task shuffles (``shuffle.py``).
     """
     from dask.highlevelgraph import HighLevelGraph
 
     if isinstance(dsk, HighLevelGraph):
         hlgs = [dsk]
     elif isinstance(dsk, Mapping):
-        return dict(dsk), {}
+        graph = dict(dsk)
+        graph.update(task_shuffles(graph))
+        return graph, {}
     else:
         hlgs = _unoptimized_hlgs(dsk)
     graph: dict = {}
@@ -144,6 +148,7 @@ def materialize(dsk) -> tuple[dict, dict]:
             for k, v in values.items():
                 if not _is_tombstone(v):
                     annotations.setdefault(k, {})[name] = v
+        graph.update(task_shuffles(graph))
         return graph, annotations
     for hlg in hlgs:
         for layer in hlg.layers.values():
@@ -154,6 +159,7 @@ def materialize(dsk) -> tuple[dict, dict]:
                         v = value(k) if callable(value) else value
                         if not _is_tombstone(v):
                             annotations.setdefault(k, {})[name] = v
+    graph.update(task_shuffles(graph))
     return graph, annotations
 
 

@@ -47,6 +47,9 @@ is taken as changed.
       site-packages), builtins, classes and other importable objects without
       bytecode: their module and qualified name (an upgrade reruns nothing).
     * ``functools.partial``: the function and the bound arguments.
+    * an fsspec ``OpenFile`` (``dask.bag.read_text`` passes them): also the
+      file's properties (size, modification time: fsspec's ``ukey``), so a
+      changed input file is read again.
     * other values (a task's arguments, closure and default values): their
       type and value (``repr`` for plain scalars, dask's ``tokenize``
       otherwise, which is deterministic for numpy arrays and most standard
@@ -106,6 +109,18 @@ _C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType,
 def sha(text: str) -> str:
     """Hex SHA-256 of a string."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _file_state(f) -> str:
+    """fsspec's key of the file's properties (size, modification time...), so a
+    task that reads a changed file (``dask.bag.read_text``) runs again; a file
+    that cannot be looked at gets a fresh key: when in doubt, recompute."""
+    try:
+        return str(f.fs.ukey(f.path))
+    except Exception:
+        import uuid
+
+        return uuid.uuid4().hex
 
 
 def value_token(value) -> str:
@@ -310,6 +325,8 @@ class Tokenizer:
             return self.cls(value)
         from dask.base import tokenize
 
+        if t.__module__ == "fsspec.core" and t.__qualname__ == "OpenFile":
+            return f"fsspec.OpenFile:{tokenize(value)}:{_file_state(value)}"
         if _in_user_module(t):  # an instance of the user's class: its methods count
             return f"{self.cls(t)}:{tokenize(value)}"
         return f"{t.__module__}.{t.__qualname__}:{tokenize(value)}"

@@ -18,6 +18,12 @@ Contract (the client side relies on every point):
       temporary name and renamed.
     * Exit status 0 when every task succeeded, 1 otherwise, so DAGMan's RETRY
       and rescue DAGs work.
+    * A result that is a lazy iterator (a generator, map, filter, zip, an
+      itertools object; also one in a returned list or tuple) is made a list
+      before it is written, as ``dask.bag.core.reify`` does. A result that
+      is, or holds, a handle to this job's local state (an open file, a
+      socket, a lock, a partd store...) fails the task with LocalStateError
+      naming its key: no other job and no later run could use it.
 
 File formats (``dask_condordag.names`` holds the same constants; the client
 imports ``seal``/``unseal`` from here, so there is one implementation):
@@ -48,12 +54,15 @@ Pickles are code: this runs whatever the payload says. It only ever loads
 files that sit in its own scratch directory, written by the workflow.
 """
 
+import io
 import json
 import os
 import pickle
 import platform
 import sys
 import time
+import types
+from collections.abc import Iterator
 
 PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 2\n"
 PACK_MAGIC = b"DCDAG-PACK 1\n"
@@ -144,14 +153,149 @@ def write_atomic(path, header, body):
     os.replace(tmp, path)
 
 
-def dumps(value):
-    """Plain pickle first (fast, no import); cloudpickle for what it cannot do."""
-    try:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        import cloudpickle
+# -- what a result may not be ----------------------------------------------------
 
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+_LOCKS = frozenset(["lock", "RLock", "Lock", "Condition", "Semaphore", "BoundedSemaphore",
+                    "Event", "Barrier", "SemLock"])
+
+
+def local_state(obj):
+    """What kind of handle to this process's local state ``obj`` is, or None.
+
+    Such a value means nothing to another job (another process, another
+    machine) or to a later run: an open file or socket, a lock, a partd store
+    (a folder in this job's scratch directory, dask's disk shuffle), a memory
+    map, a database connection, a running process. Some of these would even
+    pickle (a partd store pickles as its path) and be silently wrong elsewhere.
+    Checked by type name, so nothing is imported for it."""
+    t = type(obj)
+    mod = getattr(t, "__module__", None) or ""
+    name = t.__name__
+    top = mod.split(".")[0]
+    if top == "partd":
+        return "a partd store (a folder in this job's scratch directory: dask's disk shuffle)"
+    if (isinstance(obj, io.IOBase) and not isinstance(obj, (io.BytesIO, io.StringIO))) \
+            or (mod == "tempfile" and "File" in name):
+        return "an open file"
+    if top in ("socket", "ssl") and "socket" in name.lower():
+        return "a socket"
+    if mod in ("_thread", "threading", "multiprocessing.synchronize") and name in _LOCKS:
+        return "a lock"
+    if mod == "mmap":
+        return "a memory map"
+    if mod == "sqlite3" and name in ("Connection", "Cursor"):
+        return "a database connection"
+    if mod == "subprocess" and name == "Popen":
+        return "a running process"
+    return None
+
+
+def _lazy(obj):
+    """True for an iterator that is not a file (files, even in-memory ones,
+    are iterators too) nor another handle."""
+    return (isinstance(obj, Iterator) and not isinstance(obj, io.IOBase)
+            and local_state(obj) is None)
+
+
+class LocalStateError(TypeError):
+    """Stand-in for ``dask_condordag.exceptions.LocalStateError`` where the
+    package is not importable on the execute node; the submit side finds
+    the real class by this name."""
+
+
+LocalStateError.__module__ = "dask_condordag.exceptions"
+
+
+def local_state_error(task, key, what, obj):
+    """The exception for a result of ``task`` that holds ``what`` (``obj``)."""
+    try:
+        from dask_condordag.exceptions import LocalStateError as cls
+    except Exception:  # the package is not on the execute node
+        cls = LocalStateError
+    hint = ""
+    if what.startswith("a partd"):
+        hint = (" This is dask's disk shuffle: pass shuffle='tasks' (bag.groupby), or "
+                "dask.config.set({'dataframe.shuffle.method': 'tasks'}) when you build "
+                "the collection.")
+    return cls(
+        "task %s returned %s (%s.%s), a handle to the job's local state: its scratch "
+        "folder, its memory or its connections, which no other job and no later run can "
+        "use. Return the data itself (read the file, list the items), or write to a "
+        "shared location and return the path.%s"
+        % (key or task, what, type(obj).__module__, type(obj).__qualname__, hint))
+
+
+def materialize(value):
+    """A lazy iterator (map, filter, zip, a generator, itertools...) as a list,
+    and the iterators in a list or tuple too, as ``dask.bag.core.reify`` does:
+    an iterator cannot be written, and could be read only once."""
+    if _lazy(value):
+        value = list(value)
+    if type(value) in (list, tuple) and any(_lazy(v) for v in value):
+        value = type(value)(list(v) if _lazy(v) else v for v in value)
+    return value
+
+
+_PICKLERS = {}
+_KINDS = {}  # type -> what local_state says of its instances (it reads only the type)
+
+
+def _kind(obj):
+    t = type(obj)
+    try:
+        return _KINDS[t]
+    except KeyError:
+        pass
+    what = local_state(obj)
+    if what is None and t is types.GeneratorType:
+        what = ("a generator deep inside the result (only an iterator at the top "
+                "or in a top-level list is made a list)")
+    _KINDS[t] = what
+    return what
+
+
+def _checking(base):
+    """A pickler class on ``base`` that refuses handles to local state."""
+    if base in _PICKLERS:
+        return _PICKLERS[base]
+    sup = getattr(base, "reducer_override", None)
+
+    class Checking(base):
+        if sup is None:
+            def reducer_override(self, obj):
+                if _kind(obj) is not None:
+                    raise LocalStateError(_kind(obj), obj)
+                return NotImplemented
+        else:
+            def reducer_override(self, obj):
+                if _kind(obj) is not None:
+                    raise LocalStateError(_kind(obj), obj)
+                return sup(self, obj)
+
+    _PICKLERS[base] = Checking
+    return Checking
+
+
+def dumps(value, task=None, key=None):
+    """Plain pickle first (fast, no import); cloudpickle for what it cannot do.
+
+    Either way every object is checked with :func:`local_state` as it is
+    pickled; one that is a handle raises ``LocalStateError`` naming the task."""
+    buf = io.BytesIO()
+    try:
+        try:
+            _checking(pickle.Pickler)(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        except LocalStateError:
+            raise
+        except Exception:
+            import cloudpickle
+
+            buf = io.BytesIO()
+            _checking(cloudpickle.Pickler)(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    except LocalStateError as e:
+        what, obj = e.args if len(e.args) == 2 else (str(e), None)
+        raise local_state_error(task, key, what, obj) from None
+    return buf.getvalue()
 
 
 def read_value(path):
@@ -430,10 +574,16 @@ def run(node, proc, pack):
         for task, expr in tasks:
             stage = "running"
             watch.update(task=task, stage=stage)
-            env[task] = evaluate(expr, env)
+            value = evaluate(expr, env)
+            if task in outputs:
+                # before a consumer in this job reads it: the value it sees is
+                # the one written
+                stage = "materializing the result"
+                value = materialize(value)
+            env[task] = value
             if task in outputs:
                 stage = "saving the result"
-                body = dumps(env[task])
+                body = dumps(value, task, meta.get("keys", {}).get(task))
                 write_atomic(outputs[task], seal(RESULT_OK, outputs[task], body), body)
                 finished.add(task)
         task = None

@@ -1,8 +1,57 @@
 import os
 import shutil
+import tempfile
 
 import dask
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_temp_folder(tmp_path_factory):
+    """This session's system temp folder: a fresh folder (under pytest's base,
+    which pytest has placed already), as TMPDIR for this process and every
+    process it starts, so that what a test leaves there is its own and not
+    another program's on the same machine."""
+    folder = str(tmp_path_factory.mktemp("system-temp"))
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    assert tempfile.gettempdir() == folder
+    yield folder
+    if saved is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved
+    tempfile.tempdir = None
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_in_temp(_private_temp_folder):
+    """Fail the test that leaves anything new in the system temp folder
+    (a run must leave nothing outside its workflow directory), and clear it
+    so the next test starts clean. pytest's own base folder is not counted."""
+    folder = tempfile.gettempdir()
+    before = set(os.listdir(folder))
+    yield
+    left = sorted(set(os.listdir(folder)) - before - {f"pytest-of-{_user()}"})
+    for name in left:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    if left:
+        pytest.fail(f"the test left {len(left)} new entries in the system temp folder "
+                    f"{folder}: {', '.join(left)}", pytrace=False)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
 
 
 @pytest.fixture(autouse=True)

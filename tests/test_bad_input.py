@@ -240,11 +240,24 @@ def test_module_missing_on_the_execute_node(tmp_path, monkeypatch):
         tokens._module_cache.clear()
 
 
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("cannot pickle this object")
+
+
 def test_result_that_cannot_be_pickled(tmp_path):
+    def make():
+        return Unpicklable()
+
+    with pytest.raises(Exception, match="pickle"):
+        delayed(make)().compute(scheduler="condordag")
+
+
+def test_result_that_is_a_lock_is_refused_as_local_state(tmp_path):
     def make():
         return threading.Lock()
 
-    with pytest.raises(Exception, match="pickle"):
+    with pytest.raises(dask_condordag.exceptions.LocalStateError, match="returned a lock"):
         delayed(make)().compute(scheduler="condordag")
 
 

@@ -2,7 +2,7 @@
 
     state = install(tmp_path, monkeypatch)   # PATH and $FAKE_CONDOR_STATE, this test only
     hold(state, cluster, node, "Transfer output files failure ...")
-    stop_all(state)                          # kill any fake DAGMan still running
+    stop_all(state)                          # condor_rm any fake DAGMan still running
 
 The commands are sh wrappers running ``fake_condor.py`` with this
 interpreter (``sys.executable``), so they see the same installed packages.
@@ -47,11 +47,32 @@ def hold(state, cluster, node, reason, *, since=None, code=12):
 
 
 def stop_all(state) -> None:
+    """Remove every fake DAGMan still running as condor_rm does (SIGUSR1: the
+    runner kills its jobs and removes their scratch folders), then SIGKILL
+    whatever is left of its process group after 10 s."""
     p = Path(state) / "state.json"
     if not p.exists():
         return
-    for info in json.loads(p.read_text())["clusters"].values():
+    pids = [info["pid"] for info in json.loads(p.read_text())["clusters"].values()]
+    for pid in pids:
         try:
-            os.killpg(info["pid"], signal.SIGKILL)
+            os.kill(pid, signal.SIGUSR1)
         except (ProcessLookupError, PermissionError):
             pass
+    deadline = time.time() + 10
+    for pid in pids:
+        while _running(pid) and time.time() < deadline:
+            time.sleep(0.05)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _running(pid) -> bool:
+    """True while ``pid`` runs (a zombie our parent has not reaped counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
