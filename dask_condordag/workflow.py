@@ -334,23 +334,36 @@ class Workflow:
         ``total``, ``done``, ``failed``, ``pending``: nodes, from the result
         files. ``cluster``: the DAGMan job (None if never submitted);
         ``dagman``: "not submitted", "running", "held", "done", "failed",
-        "not in the queue" or "unknown"; ``nodes``: DAGMan's per-state counts
+        "not in the queue", "interrupted" (a local run stopped before the DAG
+        finished and no runner holds its lock now: ``nodes`` and ``jobs`` are
+        then None, the node status file being stale) or "unknown";
+        ``runner``: who runs it here ("pid N on HOST", from the local
+        runner's lock; None); ``nodes``: DAGMan's per-state counts
         from the node status file (None before it exists); ``jobs``: idle,
         running and held job procs (from the queue where HTCondor is here,
         else from the status file); ``held``: the held jobs with their hold
         reasons.
         """
+        from .local import locked
+
         out = self._result_counts()
         state, q, cluster = self.dag_state(), self._query(), self.cluster
+        runner = locked(self.dag_path)
         if q is not None and q.dagman is not None:
             dagman = "held" if q.dagman.held else "running"
+        elif runner:
+            dagman = "running"
         elif state is not None and state.finished:
             dagman = "done" if state.ok else "failed"
         elif cluster is None:
-            dagman = "not submitted" if state is None else "unknown"
+            # the local runner holds <dag>.lock while it runs: unfinished and
+            # unlocked is a run that was stopped (Ctrl-C, SIGTERM, SIGKILL)
+            dagman = "not submitted" if state is None else "interrupted"
+            if dagman == "interrupted":
+                state = None
         else:
             dagman = "not in the queue" if q is not None else "unknown"
-        out["cluster"], out["dagman"] = cluster, dagman
+        out["cluster"], out["dagman"], out["runner"] = cluster, dagman, runner
         out["nodes"] = None if state is None else {
             "done": state.done, "queued": state.queued, "pre": state.pre, "post": state.post,
             "ready": state.ready, "unready": state.unready, "failed": state.failed,
