@@ -32,7 +32,7 @@ from .exceptions import (  # noqa: E402
 )
 from .annotations import annotate  # noqa: E402
 from .jobs import after, procid, shell  # noqa: E402
-from .scheduler import get, write  # noqa: E402
+from .scheduler import get, last_workflow, write  # noqa: E402
 from .workflow import Workflow  # noqa: E402
 
 _named_schedulers["condordag"] = get
@@ -40,6 +40,7 @@ _named_schedulers["condordag"] = get
 __all__ = [
     "get",
     "write",
+    "last_workflow",
     "annotate",
     "procid",
     "shell",
