@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -386,6 +387,40 @@ def _cmd_doctor(args) -> int:
     return 0 if report.ok else 1
 
 
+def _age(text: str) -> float:
+    """``--older-than AGE``: 30d, 12h, 90m, 45s, 2w."""
+    from .gc import parse_age
+
+    if re.fullmatch(r"\s*\d+(\.\d*)?\s*", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no unit: write it with one, s, m (minutes), h, d or w -- "
+            f"e.g. {text.strip()}d")
+    try:
+        return parse_age(text)
+    except CondorDagError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("older_than=", "")) from None
+
+
+def _cmd_gc(args) -> int:
+    from .gc import gc
+
+    report = gc(args.path, older_than=args.older_than, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    if not args.quiet:
+        for item in report.removed:
+            print(f"{verb} {item.path} ({_size(item.bytes)}): {item.why}")
+        for path, why in report.kept:
+            print(f"kept {path}: {why}")
+    print(report.summary() + (" (dry run: nothing was deleted)" if args.dry_run else ""))
+    return 0
+
+
+def _size(n: int) -> str:
+    from .gc import _size as size
+
+    return size(n)
+
+
 # ------------------------------------------------------------------ parser
 def parser() -> argparse.ArgumentParser:
     # the commands are listed once, by argparse; the epilog adds what it cannot say
@@ -435,6 +470,19 @@ def parser() -> argparse.ArgumentParser:
     d = cmd("doctor", _cmd_doctor,
             "run one node the way the execute node would and report what is missing")
     d.add_argument("--node", default=None, help="the node to try (default: the first)")
+    text = ("delete results, payload packs and logs no node names, old workflows "
+            "(--older-than) and killed local runners' scratch folders; never a workflow "
+            "whose DAG runs")
+    c = sub.add_parser("gc", help=text, description=text)
+    c.add_argument("path", metavar="DIR", nargs="?", default=None,
+                   help="a workflows directory, or one workflow (default: the directory "
+                        "option, ./condordag-workflows)")
+    c.add_argument("--older-than", metavar="AGE", type=_age, default=None,
+                   help="also delete whole workflows in which nothing changed for AGE "
+                        "(30d, 12h, 90m, 2w)")
+    c.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    c.add_argument("-q", "--quiet", action="store_true", help="print the summary line only")
+    c.set_defaults(func=_cmd_gc)
     return p
 
 

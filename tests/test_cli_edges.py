@@ -99,7 +99,7 @@ def test_missing_path(tmp_path, capsys):
 def _slow_workflow(tmp_path):
     return dask_condordag.write(
         delayed(sum)([delayed(time.sleep)(0.5 + i / 10) for i in range(4)]
-                     + [delayed(time.sleep)(60)]),
+                     + [delayed(time.sleep)(20)]),
         path=tmp_path / "slow", node_status_interval=1)
 
 
@@ -162,7 +162,7 @@ def test_top_level_help_lists_each_command_once(capsys):
     out = capsys.readouterr().out
     listed = re.findall(r"^    ([a-z]+)  ", out, re.M)
     assert listed == ["run", "submit", "wait", "status", "errors", "result", "remove",
-                      "inspect", "graph", "doctor"], out
+                      "inspect", "graph", "doctor", "gc"], out
     assert out.count("{run,") == 0
     assert "Exit codes:" in out and "4 ``status``" in out
     r = console("--help")
