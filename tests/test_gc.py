@@ -81,7 +81,7 @@ def test_deletes_what_no_current_node_names_and_keeps_the_rest(tmp_path):
     have = _files(path)
     sizes = {f: (path / f).stat().st_size for f in have}
 
-    report = gc(path)
+    report = dask_condordag.gc(path)  # the package's own name for it
     removed = {str(i.path.relative_to(path)) for i in report.removed}
     expect = ({f for f in old_only if f in have} | {str(stray_pack.relative_to(path))}
               | {f for f in have if f.startswith("logs/") and not f.startswith("logs/corrupt")
