@@ -402,23 +402,17 @@ def _age(text: str) -> float:
 
 
 def _cmd_gc(args) -> int:
-    from .gc import gc
+    from .gc import gc, human_size
 
     report = gc(args.path, older_than=args.older_than, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     if not args.quiet:
         for item in report.removed:
-            print(f"{verb} {item.path} ({_size(item.bytes)}): {item.why}")
+            print(f"{verb} {item.path} ({human_size(item.bytes)}): {item.why}")
         for path, why in report.kept:
             print(f"kept {path}: {why}")
     print(report.summary() + (" (dry run: nothing was deleted)" if args.dry_run else ""))
     return 0
-
-
-def _size(n: int) -> str:
-    from .gc import _size as size
-
-    return size(n)
 
 
 # ------------------------------------------------------------------ parser

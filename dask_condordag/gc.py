@@ -15,7 +15,9 @@ Policy
       ``condor_q`` still lists the DAGMan job of ``dagman.cluster`` -- or
       cannot be asked here and the node status file does not say the DAG
       finished (``write._pool_dag``, the check that also guards writing a
-      workflow again). Whatever cannot be told is kept.
+      workflow again); a DAGMan started by hand with ``condor_submit_dag``
+      keeps ``<dag>.lock`` while it runs (``workflow.dagman_by_hand``).
+      Whatever cannot be told is kept.
     * In every other workflow, the files that no node of its manifest names:
       ``results/`` (results of tasks of earlier versions of the graph, and
       transfers a killed run left half done), payload packs in ``nodes/``,
@@ -57,7 +59,7 @@ from pathlib import Path
 from . import names
 from .exceptions import CondorDagError, RunnerError, WorkflowError
 
-__all__ = ["gc", "GcReport", "parse_age"]
+__all__ = ["gc", "GcReport", "parse_age", "human_size"]
 
 #: What each kind of deleted thing is called in the summary (singular, plural).
 KINDS = {
@@ -114,12 +116,13 @@ class GcReport:
         if not self.removed:
             return f"nothing to delete ({verb} 0 bytes)"
         parts = [f"{n} {KINDS[k][n != 1]}" for k, n in self.counts().items()]
-        return f"{verb} {_size(self.bytes)}: {', '.join(parts)}"
+        return f"{verb} {human_size(self.bytes)}: {', '.join(parts)}"
 
 
-def _size(n: int) -> str:
-    """
-    >>> _size(512), _size(3 * 2**20)
+def human_size(n: int) -> str:
+    """Bytes for people (powers of 1024).
+
+    >>> human_size(512), human_size(3 * 2**20)
     ('512 bytes', '3.0 MiB')
     """
     if n < 1024:
@@ -197,6 +200,7 @@ def running(path: Path, manifest: dict) -> str | None:
     """Why the DAG of the workflow at ``path`` may be running now (None: it
     is not). Reuses the checks ``write`` and the local runner make."""
     from .local import locked
+    from .workflow import dagman_by_hand
     from .write import _pool_dag
 
     dag = path / manifest.get("dag", "")
@@ -213,6 +217,9 @@ def running(path: Path, manifest: dict) -> str | None:
             return f"its DAGMan job {cluster} is in condor_q"
         return (f"its DAGMan job {cluster} may still be in the queue (condor_q cannot be "
                 "asked here and its node status file does not say the DAG finished)")
+    if dagman_by_hand(dag):
+        return (f"a DAGMan started by hand (condor_submit_dag {dag.name}) may run it: "
+                f"{dag.name}.lock exists; delete that file if no DAGMan runs it")
     return None
 
 

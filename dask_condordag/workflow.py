@@ -344,11 +344,9 @@ class Workflow:
         else from the status file); ``held``: the held jobs with their hold
         reasons.
         """
-        from .local import locked
-
         out = self._result_counts()
         state, q, cluster = self.dag_state(), self._query(), self.cluster
-        runner = locked(self.dag_path)
+        runner = local_runner(self.dag_path)
         if q is not None and q.dagman is not None:
             dagman = "held" if q.dagman.held else "running"
         elif runner:
@@ -358,7 +356,8 @@ class Workflow:
         elif cluster is None:
             # the local runner holds <dag>.lock while it runs: unfinished and
             # unlocked is a run that was stopped (Ctrl-C, SIGTERM, SIGKILL)
-            dagman = "not submitted" if state is None else "interrupted"
+            dagman = ("not submitted" if state is None else
+                      "unknown" if dagman_by_hand(self.dag_path) else "interrupted")
             if dagman == "interrupted":
                 state = None
         else:
@@ -485,6 +484,26 @@ class Workflow:
             f"{self.path} has not finished. Run it (dask-condordag run {self.path}, "
             f"or condor_submit_dag {self.dag_path.name} in that directory) and try again"
         )
+
+
+def local_runner(dag_path: Path) -> str | None:
+    """Who runs the DAG here with the local runner ("pid N on HOST", from its
+    ``<dag>.lock``); None when nobody does (or there is no DAG file)."""
+    from .exceptions import RunnerError
+    from .local import locked
+
+    try:
+        return locked(dag_path)
+    except RunnerError:
+        return None
+
+
+def dagman_by_hand(dag_path: Path) -> bool:
+    """Whether a DAGMan that ``condor_submit_dag`` started by hand (no
+    ``dagman.cluster``) may be running the DAG: it wrote ``<dag>.condor.sub``
+    and keeps ``<dag>.lock`` until it exits (DAGMan's ``-lockfile``)."""
+    lock = dag_path.with_name(dag_path.name + ".lock")
+    return dag_path.with_name(dag_path.name + ".condor.sub").exists() and lock.exists()
 
 
 def _held(job) -> dict:

@@ -146,6 +146,12 @@ def test_status_of_an_interrupted_local_run(tmp_path, sig, capsys):
     assert s["dagman"] == "interrupted" and s["jobs"] is None and s["nodes"] is None
     r = console("status", wf.path)
     assert r.returncode == 4 and "interrupted" in r.stdout
+    # a DAGMan started by hand (condor_submit_dag, no dagman.cluster) keeps
+    # <dag>.lock without flock: that may be running, so it is not "interrupted"
+    (wf.path / f"{wf.dag_path.name}.condor.sub").write_text("universe = scheduler\n")
+    (wf.path / f"{wf.dag_path.name}.lock").write_text("ProcessId = 1234\n")
+    assert cli.main(["status", str(wf.path)]) == 0
+    assert "DAGMan: unknown" in capsys.readouterr().out
     if sig == signal.SIGKILL:  # its jobs live on a little: let them end
         time.sleep(2)
 

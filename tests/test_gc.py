@@ -195,6 +195,22 @@ def test_a_dag_that_may_be_on_a_pool_we_cannot_ask_is_kept(tmp_path, monkeypatch
     assert path == wf.path and "DAGMan job 4242 may still be in the queue" in why
 
 
+def test_a_dag_submitted_by_hand_that_may_run_is_kept(tmp_path):
+    wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf")
+    stray = wf.path / names.RESULTS_DIR / "old_0123456789abcdef.pkl"
+    stray.write_bytes(b"old")
+    dag = wf.dag_path.name
+    (wf.path / f"{dag}.condor.sub").write_text("universe = scheduler\n")
+    lock = wf.path / f"{dag}.lock"
+    lock.write_text("ProcessId = 1234\n")  # DAGMan's, no flock
+    report = gc(tmp_path, older_than=0)
+    assert report.removed == [] and stray.exists()
+    ((path, why),) = report.kept
+    assert path == wf.path and f"condor_submit_dag {dag}) may run it" in why
+    lock.unlink()  # DAGMan exited
+    assert [i.path for i in gc(wf.path).removed] == [stray]
+
+
 def test_old_workflows_go_whole(tmp_path, capsys):
     root = tmp_path / "workflows"
     old = dask_condordag.write(delayed(inc)(1), path=root / "old")
