@@ -342,3 +342,27 @@ def test_an_unreadable_workflow_is_kept(tmp_path):
     report = gc(tmp_path, older_than="1d")
     assert report.removed == [] and wf.path.exists()
     assert "cannot read its manifest" in report.kept[0][1]
+
+
+@pytest.mark.condor
+def test_a_dag_on_a_real_pool_is_kept(tmp_path):
+    """Needs a real pool: gc asks condor_q about the DAGMan job of dagman.cluster."""
+    import shutil
+
+    home = os.environ.get("HOME", str(tmp_path))  # DAGMan avoids /tmp for node logs
+    path = Path(home) / f"dcdag-gc-test-{os.getpid()}"
+    try:
+        wf = dask_condordag.write(delayed(time.sleep)(120), path=path, node_status_interval=1)
+        stray = wf.path / names.RESULTS_DIR / "old_0123456789abcdef.pkl"
+        stray.write_bytes(b"old")
+        cluster = wf.submit()
+        report = gc(wf.path, older_than=0)
+        assert report.kept == [(wf.path, f"its DAGMan job {cluster} is in condor_q")]
+        assert report.removed == [] and stray.exists()
+        wf.remove()
+        deadline = time.monotonic() + 120
+        while wf._query().dagman is not None and time.monotonic() < deadline:
+            time.sleep(1)
+        assert stray in [i.path for i in gc(wf.path).removed] and not stray.exists()
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
