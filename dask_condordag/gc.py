@@ -28,8 +28,10 @@ Policy
       just before deleting: if it changed (the workflow was written again
       meanwhile) the workflow is left alone this time.
     * With ``older_than``: a workflow whose newest file is older than that
-      goes whole (renamed to a hidden name first, so that nobody opens it half
-      deleted).
+      goes whole (renamed to ``.<name>.gc-<pid>`` first, so that nobody opens
+      it half deleted; such a folder whose gc is gone is deleted by the next).
+      Hidden folders are never taken for workflows (``write`` stages a
+      workflow in ``.<name>.tmp-...``).
     * Job scratch folders of the local runner (``names.SCRATCH_PREFIX`` +
       the runner's pid, see ``names.scratch_prefix``) in the system temp
       folder, owned by you, whose runner is no longer a process on this
@@ -314,15 +316,36 @@ def _alive(pid: int) -> bool:
 
 
 # ------------------------------------------------------------------ deleting
+def _hidden(path: Path) -> Path:
+    """Where a workflow goes while it is deleted (``.<name>.gc-<pid>``)."""
+    return path.with_name(f".{path.name}.gc-{os.getpid()}")
+
+
+_HIDDEN = re.compile(r"\..+\.gc-(\d+)")
+
+
 def _remove(item: Item) -> None:
     p = item.path
-    if item.kind in ("workflow", "scratch"):
+    if item.kind == "workflow" and not _HIDDEN.fullmatch(p.name):
         # out of sight first: nobody opens a workflow half deleted
-        hidden = p.with_name(f".{p.name}.gc-{os.getpid()}")
+        hidden = _hidden(p)
         os.rename(p, hidden)
         shutil.rmtree(hidden)
+    elif item.kind in ("workflow", "scratch"):
+        shutil.rmtree(p)
     else:
         p.unlink()
+
+
+def _half_deleted(root: Path) -> list:
+    """Workflows that a gc, since gone, renamed and did not finish deleting."""
+    out = []
+    for child in sorted(root.iterdir()):
+        m = _HIDDEN.fullmatch(child.name)
+        if m and child.is_dir() and not child.is_symlink() and not _alive(int(m.group(1))):
+            out.append(Item(child, "workflow", _tree_bytes(child),
+                            f"half deleted by gc pid {m.group(1)}, which is gone"))
+    return out
 
 
 def _gc_workflow(path: Path, report: GcReport, cutoff: float | None) -> None:
@@ -409,8 +432,11 @@ def gc(path=None, *, older_than=None, dry_run: bool = False, scratch: bool = Tru
         _gc_workflow(path, report, cutoff)
     elif path.is_dir():
         for child in sorted(path.iterdir()):
-            if _is_workflow(child):
+            # hidden: a workflow being written (write.py stages it in
+            # .<name>.tmp-...) or deleted; compute() names none so
+            if _is_workflow(child) and not child.name.startswith("."):
                 _gc_workflow(child, report, cutoff)
+        _delete(_half_deleted(path), report)
     if scratch:
         _delete(stale_scratch(), report)
     return report

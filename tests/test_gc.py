@@ -366,3 +366,16 @@ def test_a_dag_on_a_real_pool_is_kept(tmp_path):
         assert stray in [i.path for i in gc(wf.path).removed] and not stray.exists()
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def test_hidden_folders_are_not_workflows_but_a_dead_gcs_leftovers_go(tmp_path):
+    root = tmp_path / "workflows"
+    staged = dask_condordag.write(delayed(inc)(1), path=root / ".wf.tmp-123-0")  # as write stages
+    stray = staged.path / names.RESULTS_DIR / "old_0123456789abcdef.pkl"
+    stray.write_bytes(b"old")
+    _age(staged.path, 40)
+    left = dask_condordag.write(delayed(inc)(2), path=root / f".old.gc-{_dead_pid()}")
+    mine = dask_condordag.write(delayed(inc)(3), path=root / f".new.gc-{os.getpid()}")
+    report = gc(root, older_than="1d")
+    assert [(i.path, i.kind) for i in report.removed] == [(left.path, "workflow")]
+    assert stray.exists() and mine.path.exists() and not left.path.exists()
