@@ -19,7 +19,7 @@ LINE = "[dask-condordag] workflow written to "
 
 
 def _written(err: str) -> list:
-    return [l[len(LINE):] for l in err.splitlines() if l.startswith(LINE)]
+    return [x[len(LINE):] for x in err.splitlines() if x.startswith(LINE)]
 
 
 def test_compute_without_path_prints_the_folder_once(tmp_path, capsys):
@@ -79,7 +79,7 @@ def test_notice_and_folder_together_in_a_fresh_process(tmp_path):
     assert r.returncode == 0, r.stderr
     value, path = r.stdout.split("\n")[:2]
     assert value == "3" and Path(path).parent == tmp_path / "condordag-workflows"
-    lines = [l for l in r.stderr.splitlines() if l.startswith("[dask-condordag]")]
+    lines = [x for x in r.stderr.splitlines() if x.startswith("[dask-condordag]")]
     assert "running with the local runner" in lines[0]
     assert lines[1] == LINE + path
-    assert sum(l.startswith(LINE) for l in lines) == 1
+    assert sum(x.startswith(LINE) for x in lines) == 1
