@@ -1,8 +1,11 @@
 """``dask-condordag gc`` and ``dask_condordag.gc()`` (issue 9, item 8)."""
 
+import contextlib
+import fcntl
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,13 +19,27 @@ import dask_condordag
 from dask_condordag import cli, names
 from dask_condordag.exceptions import CondorDagError, WorkflowError
 from dask_condordag.gc import gc, parse_age
-from dask_condordag.local import _Lock
 
 from . import fake_condor
 from .helpers import add, inc
 from .test_cli_edges import _slow_workflow, _start_run, console
 
 DAY = 86400
+
+
+@contextlib.contextmanager
+def runner_lock(dag_path: Path):
+    """Hold ``<dag>.lock`` as a running local runner does (an exclusive
+    ``flock``, "pid N on HOST" in the file)."""
+    lock = dag_path.with_name(dag_path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        lock.unlink()
+        os.close(fd)
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +154,7 @@ def test_console_script_prints_what_it_freed(tmp_path):
 def test_a_workflow_the_local_runner_holds_is_kept(tmp_path):
     _, w2, _ = _two_versions(tmp_path / "wf")
     have = _files(w2.path)
-    with _Lock(w2.dag_path):
+    with runner_lock(w2.dag_path):
         report = gc(w2.path, older_than=0)
         assert report.removed == []
         ((path, why),) = report.kept
@@ -220,7 +237,7 @@ def test_old_workflows_go_whole(tmp_path, capsys):
     _age(old.path, 40)
     _age(busy.path, 40)
     _age(root / "not-a-workflow", 40)
-    with _Lock(busy.dag_path):
+    with runner_lock(busy.dag_path):
         dry = gc(root, older_than="30d", dry_run=True)
         assert [(i.path, i.kind) for i in dry.removed] == [(old.path, "workflow")]
         assert old.path.exists()
