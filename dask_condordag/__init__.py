@@ -33,7 +33,8 @@ from .exceptions import (  # noqa: E402
 )
 from .annotations import annotate  # noqa: E402
 from .jobs import after, procid, shell  # noqa: E402
-from .scheduler import get, write  # noqa: E402
+from .scheduler import get, last_workflow, write  # noqa: E402
+from .gc import gc  # noqa: E402  (the function; the module: dask_condordag.gc.GcReport ...)
 from .workflow import Workflow  # noqa: E402
 
 _named_schedulers["condordag"] = get
@@ -41,6 +42,8 @@ _named_schedulers["condordag"] = get
 __all__ = [
     "get",
     "write",
+    "last_workflow",
+    "gc",
     "annotate",
     "procid",
     "shell",

@@ -13,11 +13,17 @@
     dask-condordag inspect DIR NODE_OR_KEY   a node's payload, result or error report
     dask-condordag graph DIR [-o F]          the node graph as DOT (or SVG with graphviz)
     dask-condordag doctor DIR                check what a job would miss on an execute node
+    dask-condordag gc [DIR] [--older-than AGE] [--dry-run]
+                                             delete results no node names, old workflows,
+                                             dead runners' scratch folders (gc.py)
+
+DIR is a workflow directory, or its DAG file (``DIR/<name>.dag``).
 
 Exit codes: 0 success; 1 the workflow failed, has failed nodes or held jobs,
 or an HTCondor command failed; 2 bad usage or a path that is not a workflow
 (the message names it); 3 ``wait --timeout`` ran out with the DAG still
-running.
+running; 4 ``status``: a local run was interrupted (the DAG has not finished
+and nothing runs it).
 """
 
 from __future__ import annotations
@@ -25,16 +31,22 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+from . import names
 from .exceptions import CondorDagError, ResultMissingError, RunnerError, WorkflowError
 
 __all__ = ["main"]
 
 #: ``repr`` of payload pieces and results is cut to this many characters.
 REPR_LIMIT = 300
+
+#: Exit code of ``status`` for a local run that was interrupted.
+EXIT_INTERRUPTED = 4
 
 
 def _open(path):
@@ -43,10 +55,46 @@ def _open(path):
     return Workflow.open(path)
 
 
+def workflow_dir(arg) -> Path:
+    """The workflow directory named by the command-line argument ``arg``: a
+    directory, or the DAG file a workflow's manifest names (``DIR/<name>.dag``);
+    any other file is refused with a message that says what to pass."""
+    p = Path(arg)
+    if not p.exists():
+        raise _Usage(f"{arg} does not exist")
+    if p.is_dir():
+        return p
+    parent = p.absolute().parent
+    if (parent / names.MANIFEST).is_file():
+        from .write import read_manifest
+
+        if read_manifest(parent).get("dag") == p.name:
+            return parent
+        raise _Usage(f"{arg} is a file of the workflow at {parent}, not its DAG file: pass "
+                      f"the workflow directory ({parent})")
+    raise _Usage(f"{arg} is a file, not a dask-condordag workflow: pass the directory "
+                 f"compute() or write() wrote (the one holding {names.MANIFEST}), or the "
+                 ".dag file in it")
+
+
+def _jobs(text: str) -> int:
+    """``-j N``: a whole number of jobs at once, 1 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of jobs") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(
+            f"{n} jobs at once: give 1 or more, or omit -j to use all "
+            f"{os.cpu_count() or 1} cores")
+    return n
+
+
 def _cmd_run(args) -> int:
     from .local import run
 
-    report = run(args.path, max_workers=args.jobs, progress=not args.quiet, force=args.force)
+    wf = _open(args.path)
+    report = run(wf.dag_path, max_workers=args.jobs, progress=not args.quiet, force=args.force)
     if report.ok:
         return 0
     for node, reason in report.failed.items():
@@ -88,9 +136,16 @@ def _cmd_remove(args) -> int:
 
 
 def _cmd_status(args) -> int:
-    s = _open(args.path).status()
+    wf = _open(args.path)
+    s = wf.status()
     print(f"{s['done']} done, {s['failed']} failed, {s['pending']} pending of {s['total']} nodes")
-    job = f" (DAGMan job {s['cluster']})" if s.get("cluster") is not None else ""
+    if s["dagman"] == "interrupted":
+        print(f"DAGMan: interrupted: a local run stopped before the DAG finished and nothing "
+              f"runs it now (the counts above are from the result files)\n"
+              f"resume it: dask-condordag run {wf.path}")
+        return 1 if s["failed"] else EXIT_INTERRUPTED
+    job = (f" (DAGMan job {s['cluster']})" if s.get("cluster") is not None else
+           f" (local runner: {s['runner']})" if s.get("runner") else "")
     print(f"DAGMan: {s['dagman']}{job}")
     if s.get("nodes"):
         n = s["nodes"]
@@ -146,6 +201,10 @@ def _short(value, limit: int = REPR_LIMIT) -> str:
         text = repr(value)
     except Exception as e:  # a broken __repr__ must not hide the rest
         text = f"<unrepresentable {type(value).__name__}: {e}>"
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
@@ -280,8 +339,8 @@ def dot_text(wf) -> str:
         files = [wf.path / f for fs in info["outputs"].values() for f in fs]
         color = ("palegreen" if files and all(is_ok(f) for f in files) else
                  "salmon" if any(is_error(f) for f in files) else "white")
-        keys = list(info["tasks"].values())
-        label = node + "\\n" + _short(keys[0], 40).replace('"', "'")
+        keys = list(info["tasks"].values())  # the manifest holds each key's repr
+        label = node + "\\n" + _cut(keys[0], 40).replace('"', "'")
         if len(keys) > 1:
             label += f"\\n(+{len(keys) - 1} tasks)"
         lines.append(f"  {q(node)} [label=\"{label}\", fillcolor={color}];")
@@ -330,21 +389,53 @@ def _cmd_doctor(args) -> int:
     return 0 if report.ok else 1
 
 
+def _age(text: str) -> float:
+    """``--older-than AGE``: 30d, 12h, 90m, 45s, 2w."""
+    from .gc import parse_age
+
+    if re.fullmatch(r"\s*\d+(\.\d*)?\s*", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no unit: write it with one, s, m (minutes), h, d or w -- "
+            f"e.g. {text.strip()}d")
+    try:
+        return parse_age(text)
+    except CondorDagError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("older_than=", "")) from None
+
+
+def _cmd_gc(args) -> int:
+    from .gc import gc, human_size
+
+    report = gc(args.path, older_than=args.older_than, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    if not args.quiet:
+        for item in report.removed:
+            print(f"{verb} {item.path} ({human_size(item.bytes)}): {item.why}")
+        for path, why in report.kept:
+            print(f"kept {path}: {why}")
+    print(report.summary() + (" (dry run: nothing was deleted)" if args.dry_run else ""))
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dask-condordag", description=__doc__.split("\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1],
+    # the commands are listed once, by argparse; the epilog adds what it cannot say
+    title, _commands, epilog = __doc__.split("\n\n", 2)
+    p = argparse.ArgumentParser(prog="dask-condordag", description=title.strip(),
+                                epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           title="commands")
 
     def cmd(name, func, text):
         c = sub.add_parser(name, help=text, description=text)
-        c.add_argument("path", help="workflow directory")
+        c.add_argument("path", help="workflow directory (or its .dag file)")
         c.set_defaults(func=func)
         return c
 
     r = cmd("run", _cmd_run, "run a workflow directory with the local runner")
-    r.add_argument("-j", "--jobs", type=int, default=None, help="nodes at once (default: cores)")
+    r.add_argument("-j", "--jobs", type=_jobs, default=None,
+                   help="job procs at once, 1 or more (default: all cores)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     r.add_argument("--force", action="store_true",
                    help="run every node again, ignoring DONE marks, rescue DAGs and results")
@@ -375,15 +466,32 @@ def parser() -> argparse.ArgumentParser:
     d = cmd("doctor", _cmd_doctor,
             "run one node the way the execute node would and report what is missing")
     d.add_argument("--node", default=None, help="the node to try (default: the first)")
+    text = ("delete results, payload packs and logs no node names, old workflows "
+            "(--older-than) and killed local runners' scratch folders; never a workflow "
+            "whose DAG runs")
+    c = sub.add_parser("gc", help=text, description=text)
+    c.add_argument("path", metavar="DIR", nargs="?", default=None,
+                   help="a workflows directory, or one workflow (default: the directory "
+                        "option, ./condordag-workflows)")
+    c.add_argument("--older-than", metavar="AGE", type=_age, default=None,
+                   help="also delete whole workflows in which nothing changed for AGE "
+                        "(30d, 12h, 90m, 2w)")
+    c.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    c.add_argument("-q", "--quiet", action="store_true", help="print the summary line only")
+    c.set_defaults(func=_cmd_gc)
     return p
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    if not os.path.exists(args.path):
-        print(f"dask-condordag {args.command}: {args.path} does not exist", file=sys.stderr)
-        return 2
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the
+    exit code (see the module docstring)."""
     try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), or bad usage (2): argparse said why
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        if args.command != "gc":
+            args.path = workflow_dir(args.path)
         return args.func(args)
     except (WorkflowError, RunnerError, _Usage) as e:
         print(f"dask-condordag {args.command}: {e}", file=sys.stderr)

@@ -27,7 +27,14 @@ __all__ = [
 
 
 class CondorDagError(Exception):
-    """Base class of every error raised by dask-condordag."""
+    """Base class of every error raised by dask-condordag.
+
+    ``workflow_path``: the workflow folder, when ``compute()`` raised the
+    error after writing it (None otherwise). ``compute()`` sets the same
+    attribute on any other exception it raises after writing the workflow
+    (a task's own exception, re-raised)."""
+
+    workflow_path = None
 
 
 class GraphError(CondorDagError, ValueError):

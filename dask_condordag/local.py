@@ -285,7 +285,7 @@ def run_job(workdir: Path, node, submit, *, retry: int = 0, cluster: int = 1,
     except submitdesc.SubmitSyntaxError as e:
         return fail(f"submit description {node.submit}: {e}")
     preserve = _is_true(cmds.get("preserve_relative_paths", "false"))
-    scratch = tempfile.mkdtemp(prefix=f"condordag-{node.name[:40]}-")
+    scratch = tempfile.mkdtemp(prefix=names.scratch_prefix(node.name, os.getpid()))
     try:
         for entry in submitdesc.split_file_list(cmds.get("transfer_input_files", "")):
             src = initialdir / entry

@@ -15,6 +15,12 @@ with ``keys`` and dask repacks it. ``write(*collections, path=...)`` does the
 same work without running and returns a :class:`Workflow` whose ``result()``
 gives what ``dask.compute(*collections)`` would.
 
+Where the workflow went: ``compute()`` without ``path`` prints the folder it
+wrote (once, next to the ``run="auto"`` notice); ``last_workflow()`` returns
+the :class:`Workflow` written last in this process, and an exception raised
+by ``get`` once the workflow is written carries its folder as
+``workflow_path``.
+
 Example::
 
     >>> import dask
@@ -25,8 +31,11 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import os
+import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,7 +57,56 @@ from .workflow import Workflow
 from .write import write_workflow
 from .delivery import from_options as delivery_from_options
 
-__all__ = ["get", "write"]
+__all__ = ["get", "write", "last_workflow"]
+
+#: The workflow written last in this process (``last_workflow()``).
+_last: dict = {"workflow": None}
+#: The workflow the ``get`` running on this thread wrote (for ``workflow_path``).
+_current = threading.local()
+
+
+def last_workflow() -> Workflow | None:
+    """The :class:`Workflow` that ``compute(scheduler="condordag")`` or
+    ``write()`` wrote most recently in this process (None before the first);
+    also after a failed run. With computes on several threads at once, the
+    last one written; the exception a compute raises names its own
+    (``err.workflow_path``).
+
+    >>> total.compute(scheduler="condordag")          # doctest: +SKIP
+    >>> dask_condordag.last_workflow().path           # doctest: +SKIP
+    PosixPath('.../condordag-workflows/add-3f2c1b0a9e8d')
+    """
+    return _last["workflow"]
+
+
+def _written(wf: Workflow, opts) -> None:
+    _last["workflow"] = _current.workflow = wf
+    if opts.path is None:  # compute() chose the folder: say which
+        print(f"[dask-condordag] workflow written to {wf.path}", file=sys.stderr, flush=True)
+
+
+def _keeps_workflow_path(get):
+    """Wrap ``get``: an exception raised once the workflow is written gets
+    the attribute ``workflow_path`` (the folder), so that a caller of
+    ``dask.compute`` can find the logs, the errors and the rescue DAG."""
+
+    @functools.wraps(get)
+    def wrapper(*args, **kwargs):
+        _current.workflow = None
+        try:
+            return get(*args, **kwargs)
+        except BaseException as e:
+            wf = _current.workflow
+            if wf is not None and getattr(e, "workflow_path", None) is None:
+                try:
+                    e.workflow_path = wf.path
+                except AttributeError:  # an exception type without a __dict__
+                    pass
+            raise
+        finally:
+            _current.workflow = None
+
+    return wrapper
 
 
 def _compile(dsk, keys, opts, *, repack=None) -> Workflow:
@@ -86,7 +144,9 @@ def _compile_nogc(dsk, keys, opts, *, repack=None) -> Workflow:
     manifest = write_workflow(plan, path, keys=keys, repack=repack, dag=dag,
                               permissions=opts.permissions, force=opts.force,
                               delivery=delivery_from_options(opts))
-    return Workflow(path, manifest)
+    wf = Workflow(path, manifest)
+    _written(wf, opts)
+    return wf
 
 
 def _where(plan, opts) -> tuple[Path, str]:
@@ -110,6 +170,7 @@ def _where(plan, opts) -> tuple[Path, str]:
     return Path(opts.directory) / name, name
 
 
+@_keeps_workflow_path
 def get(dsk, keys, callbacks=None, **kwargs):
     """dask scheduler ``get``: compile ``dsk`` to a DAGMan workflow, run it, return
     the values of ``keys`` (a tuple aligned with ``keys``).
@@ -124,6 +185,10 @@ def get(dsk, keys, callbacks=None, **kwargs):
     ``jobstate_log``; ``permissions`` ("private" or "group"); ``force``
     (recompute everything). ``callbacks`` are dask
     callbacks (``dask.diagnostics.ProgressBar`` works).
+
+    Without ``path`` it prints the folder it wrote; an exception raised once
+    the workflow is written carries it as ``workflow_path``, and
+    ``last_workflow()`` returns the :class:`Workflow`.
     """
     opts = options(kwargs)
     flat = list(flatten(keys)) if isinstance(keys, list) else [keys]

@@ -393,7 +393,11 @@ class Workflow:
         files. ``cluster``: the DAGMan job (None if never submitted);
         ``dagman``: "not submitted", "running", "held", "done", "failed",
         "removed" (its DAGMan job was removed: the job history says so), "not
-        in the queue" or "unknown"; ``nodes``: DAGMan's per-state counts
+        in the queue", "interrupted" (a local run stopped before the DAG
+        finished and no runner holds its lock now: ``nodes`` and ``jobs`` are
+        then None, the node status file being stale) or "unknown";
+        ``runner``: who runs it here ("pid N on HOST", from the local
+        runner's lock; None); ``nodes``: DAGMan's per-state counts
         from the node status file (None before it exists); ``jobs``: idle,
         running and held job procs (from the queue where HTCondor is here,
         else from the status file); ``held``: the held jobs with their hold
@@ -401,18 +405,26 @@ class Workflow:
         """
         out = self._result_counts()
         state, q, cluster = self.dag_state(), self._query(), self.cluster
+        runner = local_runner(self.dag_path)
         if q is not None and q.dagman is not None:
             dagman = "held" if q.dagman.held else "running"
+        elif runner:
+            dagman = "running"
         elif (q is not None and cluster is not None and not (state is not None and state.ok)
               and condor.was_removed(self._dagman_history())):
             dagman = "removed"
         elif state is not None and state.finished:
             dagman = "done" if state.ok else "failed"
         elif cluster is None:
-            dagman = "not submitted" if state is None else "unknown"
+            # the local runner holds <dag>.lock while it runs: unfinished and
+            # unlocked is a run that was stopped (Ctrl-C, SIGTERM, SIGKILL)
+            dagman = ("not submitted" if state is None else
+                      "unknown" if dagman_by_hand(self.dag_path) else "interrupted")
+            if dagman == "interrupted":
+                state = None
         else:
             dagman = "not in the queue" if q is not None else "unknown"
-        out["cluster"], out["dagman"] = cluster, dagman
+        out["cluster"], out["dagman"], out["runner"] = cluster, dagman, runner
         out["nodes"] = None if state is None else {
             "done": state.done, "queued": state.queued, "pre": state.pre, "post": state.post,
             "ready": state.ready, "unready": state.unready, "failed": state.failed,
@@ -536,6 +548,26 @@ class Workflow:
             f"{self.path} has not finished. Run it (dask-condordag run {self.path}, "
             f"or condor_submit_dag {self.dag_path.name} in that directory) and try again"
         )
+
+
+def local_runner(dag_path: Path) -> str | None:
+    """Who runs the DAG here with the local runner ("pid N on HOST", from its
+    ``<dag>.lock``); None when nobody does (or there is no DAG file)."""
+    from .exceptions import RunnerError
+    from .local import locked
+
+    try:
+        return locked(dag_path)
+    except RunnerError:
+        return None
+
+
+def dagman_by_hand(dag_path: Path) -> bool:
+    """Whether a DAGMan that ``condor_submit_dag`` started by hand (no
+    ``dagman.cluster``) may be running the DAG: it wrote ``<dag>.condor.sub``
+    and keeps ``<dag>.lock`` until it exits (DAGMan's ``-lockfile``)."""
+    lock = dag_path.with_name(dag_path.name + ".lock")
+    return dag_path.with_name(dag_path.name + ".condor.sub").exists() and lock.exists()
 
 
 def _held(job) -> dict:
