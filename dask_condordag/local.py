@@ -88,12 +88,14 @@ Policy (DAGMan 25.x's, where it applies; "src/" is HTCondor's source tree,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import heapq
 import os
 import queue
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -278,7 +280,7 @@ def run_job(workdir: Path, node, submit, *, retry: int = 0, cluster: int = 1,
     except submitdesc.SubmitSyntaxError as e:
         return fail(f"submit description {node.submit}: {e}")
     preserve = _is_true(cmds.get("preserve_relative_paths", "false"))
-    scratch = tempfile.mkdtemp(prefix=f"condordag-{node.name[:40]}-")
+    scratch = tempfile.mkdtemp(prefix=names.scratch_prefix(node.name, os.getpid()))
     try:
         for entry in submitdesc.split_file_list(cmds.get("transfer_input_files", "")):
             src = initialdir / entry
@@ -1157,6 +1159,8 @@ class _Lock:
     """``<dag>.lock`` held with ``flock`` for the whole run: a second runner on
     the same workflow refuses (naming the holder) instead of corrupting it. A
     lock file left by a killed runner holds no flock and is simply taken over.
+    The holder removes the file before it lets go, so a runner that locked a
+    file which is no longer at the path checks that and opens the path again.
     (DAGMan keeps a lock file of the same name while it runs.)"""
 
     def __init__(self, dag_path: Path):
@@ -1167,15 +1171,22 @@ class _Lock:
         import fcntl
         import socket
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise RunnerError(
+                    f"{self.path.parent} is being run right now ({holder} holds {self.path.name}); "
+                    "wait for that run to finish, or stop it, before running it again") from None
+            # The holder before us removes the file before letting it go: if
+            # ours was removed (or replaced) between open and flock, the file
+            # we locked is no longer the lock. Open the current one again.
+            if _same_file(fd, self.path):
+                break
             os.close(fd)
-            raise RunnerError(
-                f"{self.path.parent} is being run right now ({holder} holds {self.path.name}); "
-                "wait for that run to finish, or stop it, before running it again") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         self.fd = fd
@@ -1187,6 +1198,14 @@ class _Lock:
         except FileNotFoundError:
             pass
         os.close(self.fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file at ``path`` now."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def locked(path) -> str | None:
@@ -1224,6 +1243,10 @@ def run(path, *, max_workers: int | None = None, callbacks=(), progress=None,
     ``force``: run every node again, ignoring ``DONE`` marks, rescue DAGs and
     the recovery log.
 
+    Ctrl-C, and SIGTERM where it has its default action, stop the run: its
+    jobs and scripts are killed and their scratch folders removed, the
+    recovery log is kept (run again to resume).
+
     Only one runner at a time works on a workflow (``<dag>.lock``); a runner
     that was killed is recovered from ``<dag>.local.log`` (see ``_Journal``).
     """
@@ -1233,11 +1256,44 @@ def run(path, *, max_workers: int | None = None, callbacks=(), progress=None,
     private = stat.S_IMODE(dag_path.parent.stat().st_mode) & 0o077 == 0
     old_umask = os.umask(0o077) if private else None
     try:
-        return _run_locked(dag_path, max_workers=max_workers, callbacks=callbacks,
-                           progress=progress, stream=stream, fail_fast=fail_fast, force=force)
+        with _sigterm_unwinds():
+            return _run_locked(dag_path, max_workers=max_workers, callbacks=callbacks,
+                               progress=progress, stream=stream, fail_fast=fail_fast,
+                               force=force)
     finally:
         if old_umask is not None:
             os.umask(old_umask)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while the runner ran (raised in the main thread)."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM unwinds the run as Ctrl-C does -- jobs and scripts killed,
+    their scratch folders removed, the recovery log kept -- and then the
+    process dies by SIGTERM as it would have. Only where SIGTERM has its
+    default action (a caller's own handler stays in charge) and only in the
+    main thread (where Python runs signal handlers)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one waits for the cleanup
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise  # not reached: the default action ends the process
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_locked(dag_path, *, max_workers, callbacks, progress, stream, fail_fast, force):

@@ -23,6 +23,12 @@ A workflow directory looks like this (``name`` is the workflow's name)::
         logs/<node>.out|.err       the jobs' stdout and stderr (.out.<i> per proc)
         logs/corrupt/              damaged results set aside (write.py)
 
+Outside the workflow directory, only while a job runs on the local runner::
+
+    $TMPDIR/condordag-scratch-<runner pid>-<node>-<random>/   the job's scratch
+                               folder (local runner), removed when the job
+                               ends, on Ctrl-C and on SIGTERM
+
 The names marked with a module live there, next to the code that owns them.
 The worker shim (``worker.py``) is a standalone script and keeps its own copy of
 the header constants below; ``tests/test_names.py`` checks they agree.
@@ -41,6 +47,10 @@ NODES_DIR = "nodes"
 DATA_DIR = "data"
 RESULTS_DIR = "results"
 LOGS_DIR = "logs"
+#: Start of the name of a job's scratch folder in the system temp folder (see
+#: :func:`scratch_prefix`); one left behind belongs to a runner killed with
+#: SIGKILL, and ``dask-condordag gc`` may delete it once that pid is gone.
+SCRATCH_PREFIX = "condordag-scratch-"
 
 #: Manifest format written by this version; a newer one is refused on reading.
 MANIFEST_FORMAT = 1
@@ -96,6 +106,16 @@ def data_file(name: str) -> str:
 
 def log_files(node: str) -> tuple[str, str]:
     return f"{LOGS_DIR}/{node}.out", f"{LOGS_DIR}/{node}.err"
+
+
+def scratch_prefix(node: str, pid: int) -> str:
+    """``tempfile.mkdtemp`` prefix of the scratch folder of ``node``'s job, run
+    by the local runner of process ``pid``.
+
+    >>> scratch_prefix("inc-0a1b", 4242)
+    'condordag-scratch-4242-inc-0a1b-'
+    """
+    return f"{SCRATCH_PREFIX}{pid}-{node[:40]}-"
 
 
 def safe_prefix(text: str, limit: int = 40) -> str:
