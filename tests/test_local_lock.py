@@ -34,7 +34,7 @@ CONTENDER = textwrap.dedent("""\
         fcntl.flock = stalled
 
     from dask_condordag.exceptions import RunnerError
-    from dask_condordag.local import _Lock
+    from dask_condordag.local.files import Lock as _Lock
 
     try:
         with _Lock(dag):
