@@ -35,10 +35,12 @@ docs/automated-workflows/ pages)
     * Ready nodes are submitted highest ``PRIORITY`` first; ties in the order
       they became ready (src/condor_dagman/dag_priority_q.h: a max-heap on
       effective priority, then on a counter that makes appended nodes FIFO and
-      re-queued (throttled) nodes go first). The effective priority is the
-      node's own ``PRIORITY`` plus the DAG's (0 here): since 8.5.7 it no longer
-      depends on the parents' (manual: dagman-priorities.rst). The job
-      priority is that, or the submit description's ``priority`` when it is 0.
+      re-queued (throttled) nodes go first -- Dag::SubmitReadyNodes prepends
+      them one by one in the order it popped them, so the last goes first).
+      The effective priority is the node's own ``PRIORITY`` plus the DAG's (0
+      here): since 8.5.7 it no longer depends on the parents' (manual:
+      dagman-priorities.rst). The job priority is that, or the submit
+      description's ``priority`` when it is 0.
     * ``MAXJOBS cat N`` limits the *clusters* (nodes) of a category in the
       queue, not procs (manual: dagman-throttling.rst, "a maximum number of
       submitted clusters"; src Dag::UpdateNodeCounts): a node counts from its
