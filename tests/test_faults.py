@@ -132,10 +132,12 @@ def test_timeout_with_retries_retries(tmp_path):
     assert x.compute(scheduler="condordag") == 1
 
 
-def _runner(path, *args):
+def _runner(path, *args, temp=None):
+    """A runner subprocess; ``temp``: its TMPDIR (where its jobs' scratch folders go)."""
+    env = {**os.environ, "TMPDIR": str(temp)} if temp is not None else None
     return subprocess.Popen([sys.executable, "-m", "dask_condordag.cli", "run", str(path),
                              "-q", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, env=env)
 
 
 def slow_leaf(log_dir, i, seconds=0.4):
@@ -150,7 +152,9 @@ def test_runner_killed_part_way_and_started_again(tmp_path):
     leaves = [delayed(slow_leaf)(str(log_dir), i) for i in range(8)]
     total = delayed(combine)(*leaves)
     wf = dask_condordag.write(total, path=tmp_path / "wf")
-    proc = _runner(wf.path, "-j", "1")
+    temp = tmp_path / "temp"  # SIGKILL leaves the running job's scratch folder: keep it here
+    temp.mkdir()
+    proc = _runner(wf.path, "-j", "1", temp=temp)
     deadline = time.monotonic() + 60
     while len(os.listdir(log_dir)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -206,9 +210,7 @@ def test_sigterm_cleans_scratch_folders_and_the_run_resumes(tmp_path):
     temp.mkdir()
     leaves = [delayed(slow_leaf)(str(log_dir), i, 3.0) for i in range(2)]
     wf = dask_condordag.write(delayed(combine)(*leaves), path=tmp_path / "wf")
-    proc = subprocess.Popen([sys.executable, "-m", "dask_condordag.cli", "run", str(wf.path),
-                             "-q", "-j", "2"], env={**os.environ, "TMPDIR": str(temp)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _runner(wf.path, "-j", "2", temp=temp)
     deadline = time.monotonic() + 60
     while len(os.listdir(temp)) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
