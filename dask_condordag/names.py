@@ -9,8 +9,8 @@ A workflow directory looks like this (``name`` is the workflow's name)::
         <name>.config, <name>.dot  DAGMan CONFIG / DOT files, when asked for
         <name>.status              the NODE_STATUS_FILE; <name>.jobstate.log
         <name>.dag.rescue001 ...   rescue DAGs (written by DAGMan or our runner)
-        <name>.dag.lock            held while the local runner runs (local.py)
-        <name>.dag.local.log       the local runner's recovery log (local.py)
+        <name>.dag.lock            held while the local runner runs (local/files.py)
+        <name>.dag.local.log       the local runner's recovery log (local/files.py)
         dagman.cluster             the DAGMan job id after submit (condor.py)
         manifest.json              versions, key -> node -> result file, checksums
         outputs.pkl                the requested keys and dask's repack step

@@ -17,6 +17,7 @@ import pytest
 from dask import delayed
 
 import dask_condordag
+from dask_condordag import names
 from dask_condordag.results import read_error, verify
 
 
@@ -133,14 +134,16 @@ def test_timeout_with_retries_retries(tmp_path):
     assert x.compute(scheduler="condordag") == 1
 
 
-def _runner(path, *args):
+def _runner(path, *args, temp=None):
+    """A runner subprocess; ``temp``: its TMPDIR (where its jobs' scratch folders go)."""
+    env = {**os.environ, "TMPDIR": str(temp)} if temp is not None else None
     return subprocess.Popen([sys.executable, "-m", "dask_condordag.cli", "run", str(path),
                              "-q", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, env=env)
 
 
-def slow_leaf(log_dir, i):
-    time.sleep(0.4)
+def slow_leaf(log_dir, i, seconds=0.4):
+    time.sleep(seconds)
     Path(log_dir, f"{i}-{os.getpid()}").write_text("ran")
     return i
 
@@ -151,7 +154,9 @@ def test_runner_killed_part_way_and_started_again(tmp_path):
     leaves = [delayed(slow_leaf)(str(log_dir), i) for i in range(8)]
     total = delayed(combine)(*leaves)
     wf = dask_condordag.write(total, path=tmp_path / "wf")
-    proc = _runner(wf.path, "-j", "1")
+    temp = tmp_path / "temp"  # SIGKILL leaves the running job's scratch folder: keep it here
+    temp.mkdir()
+    proc = _runner(wf.path, "-j", "1", temp=temp)
     deadline = time.monotonic() + 60
     while len(os.listdir(log_dir)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -199,3 +204,30 @@ def test_two_runners_at_once_the_second_refuses(tmp_path):
     assert wf.result() == 6
     assert len(os.listdir(log_dir)) == 4  # nothing ran twice
     assert not lock.exists()
+
+
+def test_sigterm_cleans_scratch_folders_and_the_run_resumes(tmp_path):
+    """SIGTERM to a runner mid-run unwinds like Ctrl-C: its jobs are killed,
+    their scratch folders removed, the recovery log kept; it still dies by
+    SIGTERM. Started again, the run completes."""
+    log_dir = tmp_path / "ran"
+    log_dir.mkdir()
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    leaves = [delayed(slow_leaf)(str(log_dir), i, 3.0) for i in range(2)]
+    wf = dask_condordag.write(delayed(combine)(*leaves), path=tmp_path / "wf")
+    proc = _runner(wf.path, "-j", "2", temp=temp)
+    deadline = time.monotonic() + 60
+    while len(os.listdir(temp)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(os.listdir(temp)) == 2, "the jobs never started"
+    assert all(p.startswith(names.SCRATCH_PREFIX) for p in os.listdir(temp))
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    assert os.listdir(temp) == []
+    assert os.listdir(log_dir) == []  # the jobs were killed, not left to finish
+    assert not wf.dag_path.with_name(wf.dag_path.name + ".lock").exists()
+    report = wf.run()
+    assert report.ok and wf.result() == 1

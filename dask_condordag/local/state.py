@@ -1,0 +1,238 @@
+"""The vocabulary of the DAGMan state machine (``dagman.py``): status codes,
+the actions it returns, its per-node bookkeeping and its model of the
+schedd's queue.
+
+Data
+    Constants named as in HTCondor's source (src/condor_dagman/dag.cpp,
+    node.cpp); actions as frozen dataclasses (a driver dispatches on their
+    type); :class:`Node` (src/condor_dagman/node.h, trimmed); :class:`Schedd`.
+
+Policy
+    * Idle procs start by job priority, then job id (cluster, proc); each
+      running proc holds one of the pool's slots.
+    * Script arguments get the macros of src/condor_dagman/script.cpp
+      (:func:`script_argv`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+__all__ = ["Node", "Schedd", "script_argv", "Log", "Execute", "Remove", "RunScript",
+           "Started", "Done", "Abort", "WriteRescue", "SubmitRefused"]
+
+# src/condor_dagman/dag.cpp
+DAG_ERROR_CONDOR_SUBMIT_FAILED = -1001
+DAG_ERROR_CONDOR_JOB_ABORTED = -1002
+# DAG_STATUS values (manual: dagman-scripts.rst, $DAG_STATUS)
+DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT = 0, 1, 2, 3
+# Node status values and names (src/condor_dagman/node.cpp status_t_names)
+(STATUS_NOT_READY, STATUS_READY, STATUS_PRERUN, STATUS_SUBMITTED, STATUS_POSTRUN,
+ STATUS_DONE, STATUS_ERROR, STATUS_FUTILE) = range(8)
+STATUS_NAMES = ("STATUS_NOT_READY", "STATUS_READY", "STATUS_PRERUN", "STATUS_SUBMITTED",
+                "STATUS_POSTRUN", "STATUS_DONE", "STATUS_ERROR", "STATUS_FUTILE")
+
+
+class SubmitRefused(Exception):
+    """Raised by a ``describe`` callable: condor_submit would refuse this
+    node's submit description (the message says why). DAGMan then fails the
+    node at once, without its retries (see ``Dagman._submit_failed``)."""
+
+
+# --------------------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class Log:
+    """A jobstate log line (src/condor_dagman/jobstate_log.cpp): ``node``,
+    ``event``, the job id or return value ``cid``, the attempt's ``seq``."""
+
+    node: str
+    event: str
+    cid: str = "-"
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Execute:
+    """The schedd starts proc ``proc`` of ``node``'s cluster on a free slot,
+    with the DAGMan macros and VARS ``macros``; its end is ``proc_exited``."""
+
+    node: str
+    cluster: int
+    proc: int
+    macros: dict
+    retry: int
+
+
+@dataclass(frozen=True)
+class Remove:
+    """condor_rm of ``node``'s cluster: kill its running procs; each comes back
+    as ``proc_exited(..., code=None)``."""
+
+    node: str
+    cluster: int
+
+
+@dataclass(frozen=True)
+class RunScript:
+    """Run ``node``'s ``kind`` ("PRE" or "POST") script ``argv``; its exit code
+    comes back as ``script_exited(node, kind, token, code)``."""
+
+    node: str
+    kind: str
+    argv: tuple
+    token: tuple
+
+
+@dataclass(frozen=True)
+class Started:
+    """The node's first part (PRE script or job) starts: its tasks run."""
+
+    node: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The node is done; ``ready``: its children whose parents are all done now."""
+
+    node: str
+    ready: tuple
+
+
+@dataclass(frozen=True)
+class Abort:
+    """ABORT-DAG-ON matched ``node``'s ``retval``: remove every job, kill every
+    script, stop; the DAG exits with ``exit_code``."""
+
+    node: str
+    retval: int
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class WriteRescue:
+    """Write a rescue DAG marking ``done`` DONE (``failed``: its comment)."""
+
+    done: tuple
+    failed: tuple
+
+
+# --------------------------------------------------------------------------- state
+class Node:
+    """DAGMan's per-node bookkeeping (src/condor_dagman/node.h), trimmed."""
+
+    def __init__(self, spec):
+        self.spec = spec  # dagfile.DagNode
+        self.name = spec.name
+        self.predone = spec.done
+        self.status = STATUS_DONE if spec.done else STATUS_NOT_READY
+        self.retries = 0
+        self.retval = 0
+        self.error = ""
+        self.pre_done = False
+        self.pre_ret = -1  # $PRE_SCRIPT_RETURN: -1 without a PRE script
+        self.job_ret = -1  # $RETURN
+        self.started = False  # Started was emitted
+        self.seq = None  # jobstate log sequence number of this attempt
+        self.reset_job()
+
+    def reset_job(self) -> None:
+        self.cluster = -1
+        self.nprocs = 0
+        self.queued = 0
+        self.idle: set = set()
+        self.running: set = set()
+        self.exit_codes: dict = {}
+        self.aborted_procs = 0
+        self.macros: dict = {}
+
+    def do_abort(self) -> bool:  # Node::DoAbort
+        a = self.spec.abort_dag_on
+        return a is not None and self.retval == a[0]
+
+    def do_retry(self) -> bool:  # Node::DoRetry
+        return not self.do_abort() and self.retries < self.spec.retry
+
+
+class Schedd:
+    """The schedd's queue of idle procs and the pool's ``slots``: idle procs
+    start by job priority, then job id (cluster, proc)."""
+
+    def __init__(self, slots: int):
+        self.slots = slots
+        self.idle: list = []  # heap of (-job priority, cluster, proc, node)
+        self.running = 0  # procs holding a slot
+        self.nodes_running: set = set()  # nodes with a proc holding a slot
+        self.max_running = self.max_running_procs = 0  # the most at once
+        self.max_running_by_category: dict = {}
+
+    def queue(self, n: Node, priority: int) -> None:
+        for p in range(n.nprocs):
+            n.idle.add(p)
+            heapq.heappush(self.idle, (-priority, n.cluster, p, n.name))
+
+    def start_idle(self, nodes: dict, stopping: bool):
+        """Yield (node, proc) for each idle proc that gets a free slot now."""
+        skipped = []
+        while self.idle and self.running < self.slots:
+            entry = heapq.heappop(self.idle)
+            _, cluster, p, name = entry
+            n = nodes[name]
+            if n.cluster != cluster or p not in n.idle:
+                continue  # removed meanwhile
+            if stopping and not n.running:
+                skipped.append(entry)
+                continue
+            n.idle.discard(p)
+            n.running.add(p)
+            self.running += 1
+            self.nodes_running.add(name)
+            self._note_concurrency(nodes)
+            yield n, p
+        for entry in skipped:
+            heapq.heappush(self.idle, entry)
+
+    def _note_concurrency(self, nodes: dict) -> None:
+        self.max_running = max(self.max_running, len(self.nodes_running))
+        self.max_running_procs = max(self.max_running_procs, self.running)
+        by_cat: dict = {}
+        for name in self.nodes_running:
+            cat = nodes[name].spec.category
+            if cat is not None:
+                by_cat[cat] = by_cat.get(cat, 0) + 1
+        for cat, k in by_cat.items():
+            self.max_running_by_category[cat] = max(self.max_running_by_category.get(cat, 0), k)
+
+    def left(self, n: Node, p: int) -> None:
+        """Proc ``p`` of ``n`` left its slot."""
+        if p in n.running:
+            n.running.discard(p)
+            self.running -= 1
+            if not n.running:
+                self.nodes_running.discard(n.name)
+
+
+def script_argv(m, n: Node, kind: str) -> tuple:
+    """Script::BackgroundRun: the command split on blanks, whole-token macros
+    replaced (src/condor_dagman/script.cpp; POST only: ``$JOBID`` ...)."""
+    cmd = n.spec.pre if kind == "PRE" else n.spec.post
+    codes = sorted(n.exit_codes.items())
+    values = {
+        "$NODE": n.name, "$JOB": n.name, "$RETRY": str(n.retries),
+        "$MAX_RETRIES": str(n.spec.retry), "$DAG_STATUS": str(m.dag_status),
+        "$FAILED_COUNT": str(m.failed_count), "$FUTILE_COUNT": str(m.futile_count),
+        "$DONE_COUNT": str(len(m.done)),
+        "$QUEUED_COUNT": str(sum(1 for x in m.nodes.values() if x.status == STATUS_SUBMITTED)),
+        "$NODE_COUNT": str(len(m.nodes)),
+    }
+    if kind == "POST":
+        values.update({
+            "$JOBID": f"{n.cluster}.{max(n.nprocs - 1, 0)}", "$CLUSTERID": str(n.cluster),
+            "$JOB_COUNT": str(n.nprocs),
+            "$SUCCESS": "True" if n.status != STATUS_ERROR else "False",
+            "$RETURN": str(n.job_ret), "$PRE_SCRIPT_RETURN": str(n.pre_ret),
+            "$EXIT_CODES": ",".join(str(c) for c, _ in codes),
+            "$EXIT_CODE_COUNTS": ",".join(f"{c}:{k}" for c, k in codes),
+            "$JOB_ABORT_COUNT": str(n.aborted_procs),
+        })
+    return tuple(values.get(tok.upper(), tok) for tok in cmd.split())
