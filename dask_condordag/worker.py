@@ -276,22 +276,25 @@ def _checking(base):
     return Checking
 
 
-def dumps(value, task=None, key=None):
+def dumps(value, task=None, key=None, check=True):
     """Plain pickle first (fast, no import); cloudpickle for what it cannot do.
 
-    Either way every object is checked with :func:`local_state` as it is
-    pickled; one that is a handle raises ``LocalStateError`` naming the task."""
+    With ``check`` (results) every object is checked with :func:`local_state`
+    as it is pickled; one that is a handle raises ``LocalStateError`` naming
+    the task. Without (an exception object for the error report) pickling
+    fails with the pickler's own error, which the report then quotes."""
+    wrap = _checking if check else (lambda base: base)
     buf = io.BytesIO()
     try:
         try:
-            _checking(pickle.Pickler)(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+            wrap(pickle.Pickler)(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
         except LocalStateError:
             raise
         except Exception:
             import cloudpickle
 
             buf = io.BytesIO()
-            _checking(cloudpickle.Pickler)(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+            wrap(cloudpickle.Pickler)(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
     except LocalStateError as e:
         what, obj = e.args if len(e.args) == 2 else (str(e), None)
         raise local_state_error(task, key, what, obj) from None
@@ -443,7 +446,7 @@ def pack_exception(exc):
         attempts.append(([exc], [(None, None, bool(exc.__suppress_context__))]))
     for i, what in enumerate(attempts):
         try:
-            data = dumps(what)
+            data = dumps(what, check=False)
             if len(data) > EXC_PICKLE_LIMIT:
                 raise ValueError("its pickle is %d bytes, above the limit of %d"
                                  % (len(data), EXC_PICKLE_LIMIT))
