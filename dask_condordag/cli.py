@@ -505,10 +505,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # a task's own exception, re-raised by result() or wait()
-        if getattr(e, "remote_traceback", None) is not None:
-            print(f"dask-condordag {args.command}: {type(e).__name__}: {e}", file=sys.stderr)
-            return 1
-        raise
+        if getattr(e, "dask_condordag", None) is None \
+                and getattr(e, "remote_traceback", None) is None:
+            raise
+        # the object itself carries our context (remote traceback, logs) in its notes
+        notes = "".join(f"\n{n}" for n in getattr(e, "__notes__", ()))
+        print(f"dask-condordag {args.command}: {type(e).__name__}: {e}{notes}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -189,3 +189,19 @@ def test_graph_label_quotes_the_key_once(tmp_path, capsys):
     assert cli.main(["graph", str(tup.path)]) == 0
     (key,) = tup.nodes[next(iter(tup.nodes))]["tasks"].values()
     assert "\\n" + key[:40] in capsys.readouterr().out
+
+
+def test_result_of_a_failed_task_exits_1_with_the_remote_traceback(tmp_path, capsys):
+    # the task's own exception comes back (not one of ours): the CLI still
+    # reports it with its remote traceback and exit code 1, not a traceback of its own
+    from dask import delayed
+
+    from .helpers import boom
+
+    wf = dask_condordag.write(delayed(boom)(3), path=tmp_path / "wf")
+    wf.run(progress=False)
+    capsys.readouterr()
+    assert cli.main(["result", str(wf.path)]) == 1
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError: boom on 3" in err
+    assert "Remote traceback:" in err and "in boom" in err
