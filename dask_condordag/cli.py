@@ -29,6 +29,7 @@ and nothing runs it).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pickle
 import re
@@ -482,6 +483,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _warnings_to_stderr() -> None:
+    """The library's warnings (its loggers: :mod:`dask_condordag.messages`)
+    on stderr as ``[dask-condordag] WARNING: ...``; the command's notices are
+    printed there already. Not when the program calling ``main`` has set up
+    logging itself (a handler on the root or the package logger)."""
+    log = logging.getLogger("dask_condordag")
+    if logging.getLogger().handlers or log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("[dask-condordag] %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+
+
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the
     exit code (see the module docstring)."""
@@ -489,6 +504,7 @@ def main(argv=None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help (0), or bad usage (2): argparse said why
         return e.code if isinstance(e.code, int) else 2
+    _warnings_to_stderr()
     try:
         if args.command != "gc":
             args.path = workflow_dir(args.path)

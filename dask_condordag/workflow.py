@@ -16,8 +16,8 @@ command goes through :mod:`dask_condordag.condor`.
 
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -25,9 +25,12 @@ from . import condor, dagfile, names
 from .exceptions import (CondorDagError, PreflightError, RemoteError, ResultMissingError,
                          WorkflowError)
 from .manifest import read_manifest
+from .messages import notice
 from .results import add_note, is_error, is_ok, read_error, read_result, remote_exception
 
 __all__ = ["Workflow"]
+
+logger = logging.getLogger(__name__)
 
 _OPTION = object()  # "not given": take the option's value
 
@@ -139,7 +142,8 @@ class Workflow:
             return None
 
     def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None,
-               preflight: bool = True, dagman_scan_interval=_OPTION):
+               progress: bool | None = None, preflight: bool = True,
+               dagman_scan_interval=_OPTION):
         """Submit the DAG with ``condor_submit_dag``; returns the DAGMan job's
         cluster id, or None when every node is already done.
 
@@ -159,8 +163,12 @@ class Workflow:
         passes ``-force`` (DAGMan renames the rescue DAGs and runs the DAG file
         as written, which marks ``DONE`` what had results when it was written).
         Refused while this workflow's DAGMan job is still in the queue.
+
+        What it did ("submitted ... as DAGMan job N", "nothing to submit") is
+        logged and written to ``stream`` (stderr) unless ``progress=False``;
+        a workflow under ``/tmp`` is warned about on this module's logger
+        (:mod:`dask_condordag.messages`).
         """
-        stream = stream or sys.stderr
         q = self._query()
         if q is not None and q.dagman is not None:
             raise CondorDagError(
@@ -169,8 +177,8 @@ class Workflow:
                 f"(dask-condordag remove {self.path}) before submitting again")
         s = self._result_counts()
         if not force and s["done"] == s["total"]:
-            print(f"[dask-condordag] {self.name}: all {s['total']} nodes are already done; "
-                  "nothing to submit", file=stream, flush=True)
+            notice(logger, f"{self.name}: all {s['total']} nodes are already done; "
+                   "nothing to submit", progress=progress, stream=stream)
             return None
         if preflight:
             from .doctor import doctor
@@ -182,10 +190,10 @@ class Workflow:
                     "--no-preflight` submits anyway)", report=rep)
         if str(self.path.resolve()).startswith("/tmp/") and not any(
                 "DAGMAN_AVOID_SLASH_TMP" in line for line in self._dag_config_lines()):
-            print(f"[dask-condordag] warning: {self.path} is under /tmp; DAGMan refuses node "
-                  "logs under /tmp by default (DAGMAN_AVOID_SLASH_TMP). Write the workflow "
-                  "elsewhere, or pass dag_config={'DAGMAN_AVOID_SLASH_TMP': False}",
-                  file=stream, flush=True)
+            logger.warning(
+                "%s is under /tmp; DAGMan refuses node logs under /tmp by default "
+                "(DAGMAN_AVOID_SLASH_TMP). Write the workflow elsewhere, or pass "
+                "dag_config={'DAGMAN_AVOID_SLASH_TMP': False}", self.path)
         rescue = self.rescue_dags()
         update = (self.path / (self.dag_path.name + ".condor.sub")).exists() and not rescue
         status = self.status_path
@@ -200,8 +208,8 @@ class Workflow:
             update_submit=update, env=condor.dagman_environment(dagman_scan_interval))
         condor.write_cluster(self.path, cluster)
         how = f", resuming from {rescue[-1].name}" if rescue and not force else ""
-        print(f"[dask-condordag] {self.name}: submitted {self.dag_path.name} as DAGMan job "
-              f"{cluster}{how}", file=stream, flush=True)
+        notice(logger, f"{self.name}: submitted {self.dag_path.name} as DAGMan job "
+               f"{cluster}{how}", progress=progress, stream=stream)
         return cluster
 
     def _dag_config_lines(self) -> list:
@@ -231,7 +239,8 @@ class Workflow:
         """Wait until the submitted DAG has finished; returns ``status()``.
 
         Prints progress lines (done, idle, running, held, failed of total)
-        when they change. Raises the first failed task's exception (with where
+        when they change, to ``stream`` (stderr) unless ``progress=False``,
+        and logs them (:mod:`dask_condordag.messages`). Raises the first failed task's exception (with where
         the rescue DAG and DAGMan's log are) if the DAG failed,
         :class:`~dask_condordag.condor.JobHeldError` when a job has been on
         hold for ``hold_timeout`` seconds (0: at once), and
@@ -261,8 +270,7 @@ class Workflow:
             follower.start()
             ok = False
             try:
-                out = self._wait(follower, timeout, hold_timeout, poll, progress,
-                                 stream or sys.stderr)
+                out = self._wait(follower, timeout, hold_timeout, poll, progress, stream)
                 ok = True
                 return out
             finally:
@@ -282,8 +290,8 @@ class Workflow:
                 follower.update(state)
                 line = self._progress_line(state, q, follower.done)
                 now = time.monotonic()
-                if progress is not False and (line != last_line or now - last_print > 300):
-                    print(f"[dask-condordag] {self.name}: {line}", file=stream, flush=True)
+                if line != last_line or now - last_print > 300:
+                    notice(logger, f"{self.name}: {line}", progress=progress, stream=stream)
                     last_line, last_print = line, now
                 self._check_holds(q, hold_timeout)
                 finished = (q.dagman is None) if q is not None else (
@@ -299,10 +307,11 @@ class Workflow:
         except KeyboardInterrupt:
             cluster = self.cluster
             job = f" as DAGMan job {cluster}" if cluster is not None else ""
-            print(f"\n[dask-condordag] stopped waiting; the DAG is still running{job}.\n"
-                  f"  reattach:  dask_condordag.Workflow.open({str(self.path)!r}).wait()"
-                  f"   (or: dask-condordag wait {self.path})\n"
-                  f"  remove it: dask-condordag remove {self.path}", file=stream, flush=True)
+            logger.warning(
+                "stopped waiting; the DAG is still running%s.\n"
+                "  reattach:  dask_condordag.Workflow.open(%r).wait()"
+                "   (or: dask-condordag wait %s)\n"
+                "  remove it: dask-condordag remove %s", job, str(self.path), self.path, self.path)
             raise
         state = self.dag_state()
         follower.update(state)
