@@ -390,7 +390,7 @@ def test_ctrl_c_leaves_dag_running(fake, tmp_path, monkeypatch, caplog):
     def interrupt(_):
         raise KeyboardInterrupt
 
-    import dask_condordag.workflow as w
+    import dask_condordag.workflow_pool as w
 
     fake_time = SimpleNamespace(sleep=interrupt, time=time.time, monotonic=time.monotonic)
     monkeypatch.setattr(w, "time", fake_time)  # Ctrl-C arrives while waiting
@@ -399,7 +399,7 @@ def test_ctrl_c_leaves_dag_running(fake, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(w, "time", time)
     # a warning on the workflow module's logger (stderr when no logging is set up)
     err = "\n".join(r.getMessage() for r in caplog.records
-                    if r.name == "dask_condordag.workflow" and r.levelname == "WARNING")
+                    if r.name == "dask_condordag.workflow_pool" and r.levelname == "WARNING")
     assert "still running as DAGMan job 1001" in err
     assert f"dask_condordag.Workflow.open({str(wf.path)!r}).wait()" in err
     assert f"dask-condordag remove {wf.path}" in err

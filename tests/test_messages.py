@@ -109,7 +109,7 @@ def test_quiet_condor_compute_prints_nothing(fake, tmp_path, capsys, routed):
     assert total.compute(scheduler="condordag", run="condor", path=tmp_path / "wf",
                          poll_interval=0.1, node_status_interval=1, progress=False) == 5
     assert capsys.readouterr().err == ""
-    texts = _texts(routed.records, "dask_condordag.workflow")
+    texts = _texts(routed.records, "dask_condordag.workflow_pool")
     assert "wf: submitted wf.dag as DAGMan job 1001" in texts
     assert any("3 done, 0 idle, 0 running, 0 held, 0 failed of 3 nodes" in t for t in texts)
     # the workflow is under /tmp: a warning, on the logger
