@@ -12,7 +12,7 @@ faults" repeats this). Like Make, but conservative: what cannot be compared
 is taken as changed.
 
     * a function from ``__main__`` or the user's own modules
-      (:func:`is_user_code`): its module and qualified name, its bytecode and
+      (``usercode.is_user_code``): its module and qualified name, its bytecode and
       constants (through nested functions, lambdas, comprehensions and
       classes), its defaults, the values in its closure, and the **globals its
       code reads** -- every name it loads as a global (``LOAD_GLOBAL``,
