@@ -29,30 +29,21 @@ and nothing runs it).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pickle
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from . import names
+from .cli_inspect import UsageError, cmd_doctor, cmd_graph, cmd_inspect, open_workflow
 from .exceptions import CondorDagError, ResultMissingError, RunnerError, WorkflowError
 
 __all__ = ["main"]
 
-#: ``repr`` of payload pieces and results is cut to this many characters.
-REPR_LIMIT = 300
-
 #: Exit code of ``status`` for a local run that was interrupted.
 EXIT_INTERRUPTED = 4
-
-
-def _open(path):
-    from .workflow import Workflow
-
-    return Workflow.open(path)
 
 
 def workflow_dir(arg) -> Path:
@@ -61,7 +52,7 @@ def workflow_dir(arg) -> Path:
     any other file is refused with a message that says what to pass."""
     p = Path(arg)
     if not p.exists():
-        raise _Usage(f"{arg} does not exist")
+        raise UsageError(f"{arg} does not exist")
     if p.is_dir():
         return p
     parent = p.absolute().parent
@@ -70,9 +61,9 @@ def workflow_dir(arg) -> Path:
 
         if read_manifest(parent).get("dag") == p.name:
             return parent
-        raise _Usage(f"{arg} is a file of the workflow at {parent}, not its DAG file: pass "
+        raise UsageError(f"{arg} is a file of the workflow at {parent}, not its DAG file: pass "
                       f"the workflow directory ({parent})")
-    raise _Usage(f"{arg} is a file, not a dask-condordag workflow: pass the directory "
+    raise UsageError(f"{arg} is a file, not a dask-condordag workflow: pass the directory "
                  f"compute() or write() wrote (the one holding {names.MANIFEST}), or the "
                  ".dag file in it")
 
@@ -93,7 +84,7 @@ def _jobs(text: str) -> int:
 def _cmd_run(args) -> int:
     from .local import run
 
-    wf = _open(args.path)
+    wf = open_workflow(args.path)
     report = run(wf.dag_path, max_workers=args.jobs, progress=not args.quiet, force=args.force)
     if report.ok:
         return 0
@@ -104,7 +95,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_submit(args) -> int:
-    wf = _open(args.path)
+    wf = open_workflow(args.path)
     cluster = wf.submit(force=args.force, preflight=not args.no_preflight)
     if cluster is not None:
         print(f"submitted {wf.dag_path} as DAGMan job {cluster}")
@@ -115,7 +106,7 @@ def _cmd_submit(args) -> int:
 def _cmd_wait(args) -> int:
     from .condor import WaitTimeout
 
-    wf = _open(args.path)
+    wf = open_workflow(args.path)
     try:
         wf.wait(timeout=args.timeout, hold_timeout=args.hold_timeout, poll=args.poll)
     except WaitTimeout as e:
@@ -127,7 +118,7 @@ def _cmd_wait(args) -> int:
 
 
 def _cmd_remove(args) -> int:
-    wf = _open(args.path)
+    wf = open_workflow(args.path)
     out = wf.remove()
     if out:
         print(out)
@@ -136,7 +127,7 @@ def _cmd_remove(args) -> int:
 
 
 def _cmd_status(args) -> int:
-    wf = _open(args.path)
+    wf = open_workflow(args.path)
     s = wf.status()
     print(f"{s['done']} done, {s['failed']} failed, {s['pending']} pending of {s['total']} nodes")
     if s["dagman"] == "interrupted":
@@ -162,7 +153,7 @@ def _cmd_status(args) -> int:
 def _cmd_errors(args) -> int:
     from .results import remote_traceback
 
-    errors = _open(args.path).errors()
+    errors = open_workflow(args.path).errors()
     if not errors:
         print("no failed tasks, no held jobs")
         return 0
@@ -185,7 +176,7 @@ def _cmd_errors(args) -> int:
 
 
 def _cmd_result(args) -> int:
-    value = _open(args.path).result()
+    value = open_workflow(args.path).result()
     if args.output:
         with open(args.output, "wb") as f:
             pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -193,200 +184,6 @@ def _cmd_result(args) -> int:
     else:
         print(repr(value))
     return 0
-
-
-# ------------------------------------------------------------------ inspect
-def _short(value, limit: int = REPR_LIMIT) -> str:
-    try:
-        text = repr(value)
-    except Exception as e:  # a broken __repr__ must not hide the rest
-        text = f"<unrepresentable {type(value).__name__}: {e}>"
-    return _cut(text, limit)
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
-def _func_name(f) -> str:
-    mod = getattr(f, "__module__", None) or ""
-    name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or _short(f, 60)
-    return f"{mod}.{name}" if mod and mod != "builtins" else name
-
-
-def _show_expr(expr, depth: int = 0) -> str:
-    """The worker's expression language (see worker.py) as readable text:
-    calls as ``module.func(args)``, references as ``<value name>``."""
-    if depth > 20:
-        return "..."
-    tag = expr[0]
-    if tag == 0:
-        return _short(expr[1], 120)
-    if tag == 1:
-        return f"<{expr[1]}>"
-    if tag == 2:
-        args = [_show_expr(a, depth + 1) for a in expr[2]]
-        args += [f"{k}={_show_expr(v, depth + 1)}" for k, v in expr[3]]
-        return f"{_func_name(expr[1])}({', '.join(args)})"
-    if tag == 3:
-        return f"{_func_name(expr[1])}([{', '.join(_show_expr(a, depth + 1) for a in expr[2])}])"
-    if tag == 4:
-        return "{" + ", ".join(f"{_show_expr(k, depth + 1)}: {_show_expr(v, depth + 1)}"
-                               for k, v in expr[1]) + "}"
-    if tag == 5:
-        return "procid"
-    return f"<unknown expression {tag!r}>"
-
-
-def _find(wf, what: str) -> str:
-    """The node named by ``what``: a node name, a task name, or a key's repr
-    as the manifest stores it (or the plain text of a string key)."""
-    if what in wf.nodes:
-        return what
-    hits = []
-    for node, info in wf.nodes.items():
-        for task, key in info["tasks"].items():
-            if what in (task, key) or key == repr(what):
-                hits.append(node)
-    hits = list(dict.fromkeys(hits))
-    if len(hits) == 1:
-        return hits[0]
-    if hits:
-        raise _Usage(f"{what!r} matches several nodes of {wf.path}: {', '.join(hits)}")
-    raise _Usage(f"{what!r} is not a node, task or key of the workflow at {wf.path} "
-                 f"(see its manifest, {wf.path / 'manifest.json'})")
-
-
-class _Usage(CondorDagError):
-    """Bad command-line input (exit code 2)."""
-
-
-def _read_payload(node, pack):
-    """(meta, tasks) of ``node``'s payload in the pack file ``pack``. Unpickles
-    it: only files the manifest lists are read, and pickles are code --
-    inspect only workflows that you or your pool wrote."""
-    from .worker import CorruptFile, check_payload, read_payload
-
-    try:
-        meta, body = read_payload(node, str(pack))
-        check_payload(meta, body)
-    except (CorruptFile, RuntimeError) as e:
-        raise WorkflowError(f"{pack}: {e}") from None
-    return meta, pickle.loads(body)
-
-
-def _cmd_inspect(args) -> int:
-    from .results import is_error, is_ok, read_error, read_result, remote_traceback
-
-    wf = _open(args.path)
-    node = _find(wf, args.what)
-    info = wf.nodes[node]
-    payload = wf.path / info["payload"]
-    print(f"node {node}")
-    for task, key in info["tasks"].items():
-        print(f"  task {task}: key {key}")
-    print(f"  parents: {', '.join(info.get('parents') or []) or '(none)'}")
-    for why in info.get("always_reruns") or ():
-        print(f"  always reruns: {why}")
-    print(f"  payload: {payload}")
-    print("  (reading it unpickles it: pickles are code -- inspect only workflows "
-          "you or your pool wrote)")
-    failed = False
-    meta, tasks = _read_payload(node, payload)
-    for task, expr in tasks:
-        print(f"  {task} = {_show_expr(expr)}")
-    inputs = meta.get("inputs") or {}
-    if inputs:
-        print("  reads:")
-        for name, files in inputs.items():
-            files = files if isinstance(files, list) else [files]
-            for f in files:
-                p = wf.path / f
-                state = ("ok" if is_ok(p) else "error report" if is_error(p)
-                         else "missing")
-                print(f"    <{name}> {f} ({state})")
-    print("  results:")
-    for task, files in info["outputs"].items():
-        for f in files:
-            p = wf.path / f
-            if is_ok(p):
-                print(f"    {task}: {f} = {_short(read_result(p))}")
-            elif is_error(p):
-                failed = True
-                report = read_error(p)
-                print(f"    {task}: {f} holds an error report: {report.get('exc_type')}: "
-                      f"{report.get('message')} (on {report.get('host')})")
-                for line in remote_traceback(report).splitlines():
-                    print(f"      {line}")
-            else:
-                print(f"    {task}: {f} (not there yet)")
-    out, err = wf.logs(node)
-    print(f"  logs: {out}, {err}")
-    return 1 if failed else 0
-
-
-# ------------------------------------------------------------------ graph
-def dot_text(wf) -> str:
-    """The node graph in graphviz's DOT language (done nodes green, failed red)."""
-    from .results import is_error, is_ok
-
-    def q(s):
-        return '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    lines = [f"digraph {q(wf.name)} {{", "  rankdir=LR;",
-             '  node [shape=box, style="rounded,filled", fillcolor=white, fontsize=10];']
-    for node, info in wf.nodes.items():
-        files = [wf.path / f for fs in info["outputs"].values() for f in fs]
-        color = ("palegreen" if files and all(is_ok(f) for f in files) else
-                 "salmon" if any(is_error(f) for f in files) else "white")
-        keys = list(info["tasks"].values())  # the manifest holds each key's repr
-        label = node + "\\n" + _cut(keys[0], 40).replace('"', "'")
-        if len(keys) > 1:
-            label += f"\\n(+{len(keys) - 1} tasks)"
-        lines.append(f"  {q(node)} [label=\"{label}\", fillcolor={color}];")
-    for node, info in wf.nodes.items():
-        for parent in info.get("parents") or []:
-            lines.append(f"  {q(parent)} -> {q(node)};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _cmd_graph(args) -> int:
-    wf = _open(args.path)
-    text = dot_text(wf)
-    if not args.output:
-        sys.stdout.write(text)
-        return 0
-    out = args.output
-    if out.endswith(".svg"):
-        dot = shutil.which("dot")
-        if dot:
-            r = subprocess.run([dot, "-Tsvg", "-o", out], input=text, text=True,
-                               capture_output=True)
-            if r.returncode == 0:
-                print(f"graph of {len(wf.nodes)} nodes written to {out}")
-                return 0
-            print(f"dask-condordag graph: dot -Tsvg failed: {r.stderr.strip()}", file=sys.stderr)
-        out = out[:-4] + ".dot"
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
-        why = "it failed" if dot else "graphviz's dot is not installed"
-        print(f"no SVG ({why}): DOT written to {out}; make the SVG with: "
-              f"dot -Tsvg {out} -o {args.output}")
-        return 0
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(f"graph of {len(wf.nodes)} nodes written to {out} (DOT)")
-    return 0
-
-
-def _cmd_doctor(args) -> int:
-    from .doctor import doctor
-
-    _open(args.path)  # not a workflow: exit code 2, naming the path
-    report = doctor(args.path, node=args.node)
-    print(report.summary())
-    return 0 if report.ok else 1
 
 
 def _age(text: str) -> float:
@@ -457,13 +254,13 @@ def parser() -> argparse.ArgumentParser:
     res = cmd("result", _cmd_result, "print the result, or pickle it with -o")
     res.add_argument("-o", "--output", help="pickle the result to this file")
     cmd("remove", _cmd_remove, "condor_rm the workflow's DAGMan job (and its node jobs)")
-    i = cmd("inspect", _cmd_inspect,
+    i = cmd("inspect", cmd_inspect,
             "show a node's payload (functions, arguments, inputs) and its result or error")
     i.add_argument("what", metavar="NODE_OR_KEY",
                    help="a node name, a task name, or a key as the manifest shows it")
-    g = cmd("graph", _cmd_graph, "the node graph as DOT (SVG with graphviz's dot)")
+    g = cmd("graph", cmd_graph, "the node graph as DOT (SVG with graphviz's dot)")
     g.add_argument("-o", "--output", help="write to this file: .svg (needs graphviz) or .dot")
-    d = cmd("doctor", _cmd_doctor,
+    d = cmd("doctor", cmd_doctor,
             "run one node the way the execute node would and report what is missing")
     d.add_argument("--node", default=None, help="the node to try (default: the first)")
     text = ("delete results, payload packs and logs no node names, old workflows "
@@ -482,6 +279,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _warnings_to_stderr() -> None:
+    """The library's warnings (its loggers: :mod:`dask_condordag.messages`)
+    on stderr as ``[dask-condordag] WARNING: ...``; the command's notices are
+    printed there already. Not when the program calling ``main`` has set up
+    logging itself (a handler on the root or the package logger)."""
+    log = logging.getLogger("dask_condordag")
+    if logging.getLogger().handlers or log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("[dask-condordag] %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+
+
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the
     exit code (see the module docstring)."""
@@ -489,11 +300,12 @@ def main(argv=None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help (0), or bad usage (2): argparse said why
         return e.code if isinstance(e.code, int) else 2
+    _warnings_to_stderr()
     try:
         if args.command != "gc":
             args.path = workflow_dir(args.path)
         return args.func(args)
-    except (WorkflowError, RunnerError, _Usage) as e:
+    except (WorkflowError, RunnerError, UsageError) as e:
         print(f"dask-condordag {args.command}: {e}", file=sys.stderr)
         return 2
     except ResultMissingError as e:

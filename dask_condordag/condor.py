@@ -77,17 +77,18 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .exceptions import (  # noqa: F401  (re-exported: they were defined here first)
     CondorCommandError, DagFailedError, JobHeldError, WaitTimeout,
 )
+from .messages import notice
 
 __all__ = [
     "CLUSTER_FILE", "CondorCommandError", "JobHeldError", "DagFailedError", "WaitTimeout",
@@ -97,6 +98,8 @@ __all__ = [
     "parse_history_json", "was_removed", "parse_classads",
     "read_status_file", "DagState", "NodeState", "Job", "Queue", "Condor",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: File in the workflow directory holding the DAGMan job's cluster id (one line).
 CLUSTER_FILE = "dagman.cluster"
@@ -139,9 +142,10 @@ def available() -> bool:
 _announced: set = set()
 
 
-def choose_run_mode(run: str, *, stream=None) -> str:
+def choose_run_mode(run: str, *, progress: bool | None = None, stream=None) -> str:
     """``run="auto"`` becomes ``"condor"`` where ``condor_submit_dag`` is on
-    PATH and ``"local"`` elsewhere; the choice is printed once per process."""
+    PATH and ``"local"`` elsewhere; the choice is said once per process
+    (``messages.notice``: logged, and printed unless ``progress=False``)."""
     if run != "auto":
         return run
     exe = shutil.which(SUBMIT_DAG)
@@ -150,8 +154,8 @@ def choose_run_mode(run: str, *, stream=None) -> str:
         _announced.add(mode)
         why = (f"{SUBMIT_DAG} is on PATH ({exe}): submitting to HTCondor" if exe else
                f"{SUBMIT_DAG} is not on PATH: running with the local runner")
-        print(f"[dask-condordag] run='auto': {why} (set run='local' or run='condor' "
-              "to choose)", file=stream or sys.stderr, flush=True)
+        notice(logger, f"run='auto': {why} (set run='local' or run='condor' to choose)",
+               progress=progress, stream=stream)
     return mode
 
 

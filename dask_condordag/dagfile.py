@@ -37,8 +37,10 @@ Every error is a :class:`DagSyntaxError` whose message starts with
 
 Rescue files: DAGMan 25.x writes a *partial* rescue DAG by default: header
 comments, then for every node in file order ``DONE name`` if it finished and
-``RETRY name N [UNLESS-EXIT c]`` if it has retries (``render_rescue``).  It is
-read together with the original DAG file (``apply_rescue``).
+``RETRY name N [UNLESS-EXIT c]`` if it has retries (``render_rescue``, with
+where they are kept, in ``dagrescue.py``; re-exported here).  It is read
+together with the original DAG file (``apply_rescue``). The lexer, one line
+into tokens, is ``daglex.py``.
 
 Example
 -------
@@ -54,11 +56,13 @@ Example
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable
+
+from .daglex import LexError, tokens
+from .dagrescue import (  # noqa: F401  (part of this module's API: see __all__)
+    RESCUE_DAG_VERSION, newest_rescue, next_rescue_path, render_rescue, rescue_files,
+)
 
 __all__ = [
     "DagSyntaxError",
@@ -72,9 +76,6 @@ __all__ = [
     "render_rescue",
     "RESCUE_DAG_VERSION",
 ]
-
-#: src/condor_dagman/dag.cpp: ``static const char *RESCUE_DAG_VERSION = "2.0.1";``
-RESCUE_DAG_VERSION = "2.0.1"
 
 _RESERVED = {"PARENT", "CHILD", "ALL_NODES"}
 _ILLEGAL_NODE_CHARS = "+."
@@ -112,77 +113,6 @@ class DagFile:
     dot: str | None = None
     node_status_file: tuple[str, int] | None = None
     jobstate_log: str | None = None
-
-
-# --------------------------------------------------------------------------- lexer
-
-
-class _LexError(Exception):
-    pass
-
-
-def _tokens(line: str) -> list[str]:
-    """Split one DAG line the way DagLexer::next() does (dag_parser.cpp).
-
-    Quotes are removed and backslash escapes inside quotes resolved; a
-    ``key = value`` pair (blanks around ``=`` allowed) is one token ``key=value``.
-    """
-    out: list[str] = []
-    i, n = 0, len(line)
-    while i < n:
-        while i < n and line[i] in " \t":
-            i += 1
-        if i >= n:
-            break
-        tok: list[str] = []
-        is_pair = False
-        pair_complete = False
-        while i < n:
-            c = line[i]
-            if c in " \t":
-                j = i
-                while j < n and line[j] in " \t":
-                    j += 1
-                next_is_eq = j < n and line[j] == "="
-                if tok and ((not is_pair and not next_is_eq) or pair_complete):
-                    i = j
-                    break
-                i = j
-                continue
-            if c == "=" and not is_pair:
-                is_pair = True
-                tok.append(c)
-                i += 1
-                continue
-            if c in "\"'":
-                quote = c
-                i += 1
-                while True:
-                    if i >= n:
-                        raise _LexError("invalid quoting: no ending quote found")
-                    c2 = line[i]
-                    if c2 == "\\" and i + 1 < n:
-                        tok.append(line[i + 1])
-                        i += 2
-                        continue
-                    if c2 == "\\":
-                        raise _LexError("invalid quoting: no ending quote found")
-                    if c2 == quote:
-                        i += 1
-                        break
-                    tok.append(c2)
-                    i += 1
-                # a quoted section counts as (part of) a value
-                tok.append("")
-            else:
-                tok.append(c)
-                i += 1
-            if is_pair:
-                pair_complete = True
-        if is_pair and not pair_complete:
-            raise _LexError("invalid key=value pair: no value")
-        out.append("".join(tok))
-    return out
 
 
 # --------------------------------------------------------------------------- parser
@@ -482,8 +412,8 @@ class _Builder:
             if not line or line.startswith("#") or line.startswith("//"):
                 continue
             try:
-                toks = _tokens(line)
-            except _LexError as e:
+                toks = tokens(line)
+            except LexError as e:
                 raise self.error(str(e)) from None
             kw = toks[0].upper().replace("-", "_")
             if allowed is not None and kw not in allowed:
@@ -539,100 +469,3 @@ def apply_rescue(dag: DagFile, text: str, filename: str = "<rescue>") -> DagFile
     b.feed(text, allowed={"DONE", "RETRY"})
     nodes = {n: DagNode(**{**d, "vars": tuple(d["vars"])}) for n, d in b.nodes.items()}
     return dataclasses.replace(dag, nodes=nodes)
-
-
-# --------------------------------------------------------------------------- rescue paths
-
-
-def _rescue_re(dag_path: str) -> re.Pattern:
-    return re.compile(re.escape(os.path.basename(dag_path)) + r"\.rescue(\d{3})\Z")
-
-
-def rescue_files(dag_path: str) -> list[str]:
-    """Existing ``<dag>.rescueNNN`` files next to ``dag_path``, oldest number first."""
-    d = os.path.dirname(dag_path) or "."
-    pat = _rescue_re(dag_path)
-    try:
-        names = os.listdir(d)
-    except FileNotFoundError:
-        return []
-    found = sorted((int(m.group(1)), n) for n in names if (m := pat.match(n)))
-    return [os.path.join(os.path.dirname(dag_path), n) for _, n in found]
-
-
-def newest_rescue(dag_path: str) -> str | None:
-    """The rescue file DAGMan would use on resubmission (highest number), or None."""
-    files = rescue_files(dag_path)
-    return files[-1] if files else None
-
-
-def next_rescue_path(dag_path: str, max_rescue: int = 100) -> str:
-    """Where DAGMan writes the next rescue file (dag.cpp Dag::Rescue).
-
-    ``<dag>.rescue%03d`` with the last number + 1, capped at ``max_rescue``
-    (DAGMAN_MAX_RESCUE_NUM, default 100), at which point the last is overwritten.
-    """
-    files = rescue_files(dag_path)
-    last = int(files[-1][-3:]) if files else 0
-    return f"{dag_path}.rescue{min(last + 1, max_rescue):03d}"
-
-
-# --------------------------------------------------------------------------- rescue writer
-
-
-def render_rescue(
-    dag_filename: str,
-    done: Iterable[str],
-    failed: Iterable[str],
-    total: int,
-    now: datetime,
-    *,
-    dag: DagFile | None = None,
-) -> str:
-    """Text of a partial rescue DAG as DAGMan 25.x writes it.
-
-    Format from HTCondor src/condor_dagman/dag.cpp (Dag::Rescue,
-    Dag::WriteRescue, Dag::WriteNodeToRescue), ``isPartial`` = true,
-    DAGMAN_RESET_RETRIES_UPON_RESCUE = true (the default).
-
-    ``now`` is printed in UTC (a naive datetime is taken to be UTC).  Without
-    ``dag`` the ``DONE`` lines follow the order of ``done``; with ``dag`` they
-    follow the file order and, like DAGMan, each node with retries also gets
-    a ``RETRY name N [UNLESS-EXIT c]`` line (the full count, retries reset).
-    """
-    done = list(done)
-    failed = list(failed)
-    if now.tzinfo is not None:
-        now = now.astimezone(timezone.utc)
-    lines = [
-        "# Rescue DAG file, created after running",
-        f"#   the {dag_filename} DAG file",
-        f"# Created {now.month}/{now.day}/{now.year} "
-        f"{now.hour:02d}:{now.minute:02d}:{now.second:02d} UTC",
-        f"# Rescue DAG version: {RESCUE_DAG_VERSION} (partial)",
-        "#",
-        f"# Total number of Nodes: {total}",
-        f"# Nodes premarked DONE: {len(done)}",
-        f"# Nodes that failed: {len(failed)}",
-    ]
-    if dag is not None:
-        failed_set = set(failed)
-        failed = [n for n in dag.nodes if n in failed_set] + [
-            n for n in failed if n not in dag.nodes
-        ]
-    lines.append("#   " + "".join(f"{n}," for n in failed) + "<ENDLIST>")
-    lines.append("")
-    if dag is None:
-        lines.extend(f"DONE {n}" for n in done)
-    else:
-        done_set = set(done)
-        for name, node in dag.nodes.items():
-            if name in done_set:
-                lines.append(f"DONE {name}")
-            if node.retry > 0:
-                r = f"RETRY {name} {node.retry}"
-                if node.retry_unless_exit is not None:
-                    r += f" UNLESS-EXIT {node.retry_unless_exit}"
-                lines.append(r)
-        lines.extend(f"DONE {n}" for n in done if n not in dag.nodes)
-    return "\n".join(lines) + "\n"

@@ -57,7 +57,7 @@ from .exceptions import CondorDagError
 from .manifest import read_manifest
 from .packages import module_spec
 from .results import is_error, read_error
-from .tokens import _prefixes
+from .usercode import installed_prefixes
 
 __all__ = ["DoctorReport", "doctor"]
 
@@ -429,7 +429,7 @@ def _where_here(top: str) -> str | None:
     if spec is None:
         return None
     origin = spec.origin or next(iter(spec.submodule_search_locations or ()), "")
-    return "installed" if os.path.realpath(origin).startswith(_prefixes()) else "user"
+    return "installed" if os.path.realpath(origin).startswith(installed_prefixes()) else "user"
 
 
 def _suggest(mode: str, module: str, python: str) -> str:

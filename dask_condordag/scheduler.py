@@ -15,8 +15,9 @@ with ``keys`` and dask repacks it. ``write(*collections, path=...)`` does the
 same work without running and returns a :class:`Workflow` whose ``result()``
 gives what ``dask.compute(*collections)`` would.
 
-Where the workflow went: ``compute()`` without ``path`` prints the folder it
-wrote (once, next to the ``run="auto"`` notice); ``last_workflow()`` returns
+Where the workflow went: ``compute()`` without ``path`` says which folder it
+wrote (once, next to the ``run="auto"`` notice; on stderr unless
+``progress=False``, always on the ``dask_condordag`` loggers: ``messages``); ``last_workflow()`` returns
 the :class:`Workflow` written last in this process, and an exception raised
 by ``get`` once the workflow is written carries its folder as
 ``workflow_path``.
@@ -33,8 +34,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import logging
 import os
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +52,7 @@ from .config import options
 from .exceptions import CondorDagError
 from .follow import Follower
 from .graph import read_graph
+from .messages import notice
 from .plan import make_plan
 from .tokens import sha
 from .workflow import Workflow
@@ -58,6 +60,8 @@ from .write import write_workflow
 from .delivery import from_options as delivery_from_options
 
 __all__ = ["get", "write", "last_workflow"]
+
+logger = logging.getLogger(__name__)
 
 #: The workflow written last in this process (``last_workflow()``).
 _last: dict = {"workflow": None}
@@ -82,7 +86,7 @@ def last_workflow() -> Workflow | None:
 def _written(wf: Workflow, opts) -> None:
     _last["workflow"] = _current.workflow = wf
     if opts.path is None:  # compute() chose the folder: say which
-        print(f"[dask-condordag] workflow written to {wf.path}", file=sys.stderr, flush=True)
+        notice(logger, f"workflow written to {wf.path}", progress=opts.progress)
 
 
 def _keeps_workflow_path(get):
@@ -186,20 +190,22 @@ def get(dsk, keys, callbacks=None, **kwargs):
     (recompute everything). ``callbacks`` are dask
     callbacks (``dask.diagnostics.ProgressBar`` works).
 
-    Without ``path`` it prints the folder it wrote; an exception raised once
+    Without ``path`` it says which folder it wrote (on stderr unless
+    ``progress=False``, and to the ``dask_condordag`` logger; see
+    :mod:`dask_condordag.messages`); an exception raised once
     the workflow is written carries it as ``workflow_path``, and
     ``last_workflow()`` returns the :class:`Workflow`.
     """
     opts = options(kwargs)
     flat = list(flatten(keys)) if isinstance(keys, list) else [keys]
-    run = choose_run_mode(opts.run)
+    run = choose_run_mode(opts.run, progress=opts.progress)
     wf = _compile(dsk, flat, opts)
     if run == "condor":
         # Submit, wait (progress lines, dask callbacks from DAGMan's records;
         # Ctrl-C leaves the DAG running and says how to reattach), then load
         # the results as the local path does.
         with local_callbacks(callbacks) as cbs:
-            if wf.submit(force=opts.force,
+            if wf.submit(force=opts.force, progress=opts.progress,
                          dagman_scan_interval=opts.dagman_scan_interval) is not None:
                 wf.wait(hold_timeout=opts.hold_timeout, poll=opts.poll_interval,
                         progress=opts.progress, callbacks=cbs)

@@ -12,7 +12,7 @@ faults" repeats this). Like Make, but conservative: what cannot be compared
 is taken as changed.
 
     * a function from ``__main__`` or the user's own modules
-      (:func:`is_user_code`): its module and qualified name, its bytecode and
+      (``usercode.is_user_code``): its module and qualified name, its bytecode and
       constants (through nested functions, lambdas, comprehensions and
       classes), its defaults, the values in its closure, and the **globals its
       code reads** -- every name it loads as a global (``LOAD_GLOBAL``,
@@ -60,6 +60,10 @@ is taken as changed.
     compile): a function used by 100k tasks is looked at once; lambdas made in
     a loop share their code's token.
 
+    Here: the ``Tokenizer`` (functions, classes, code, globals, cycles).
+    Which code is the user's own: ``usercode.py``; the globals a code object
+    reads: ``bytecode.py``; the rules for plain values: ``plainvalues.py``.
+
 Example::
 
     >>> value_token(3) == value_token(3), value_token(3) == value_token(3.0)
@@ -71,28 +75,21 @@ Example::
 
 from __future__ import annotations
 
-import dis
 import functools
 import hashlib
-import os
 import secrets
 import sys
-import sysconfig
 import types
 
-__all__ = ["Tokenizer", "value_token", "sha", "user_modules", "is_user_code", "SCALARS"]
+from .bytecode import global_reads
+from .plainvalues import SCALARS, PlainValues, typename
+from .usercode import in_user_module, is_user_code, is_user_module, owner_class
 
-_SCALARS = (type(None), bool, int, float, complex, str, bytes)
-#: the plain scalar types: tokens write their repr, plan never measures them,
-#: delivery never pickles them to look for modules (the one definition)
-SCALARS = _SCALAR_SET = frozenset(_SCALARS)
-_CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
-_BUILTIN_BASES = (int, float, complex, str, bytes, tuple, list, dict, set, frozenset)
-# standard types whose repr is their whole value (dask's tokenize agrees)
-# (and typing's objects: annotations evaluated at run time)
-_REPR_MODULES = frozenset({"datetime", "decimal", "_decimal", "_pydecimal", "fractions",
-                           "pathlib", "uuid", "ipaddress", "typing"})
-_REPR_TYPES = frozenset({range, types.GenericAlias, getattr(types, "UnionType", range)})
+__all__ = ["Tokenizer", "value_token", "sha", "SCALARS"]
+
+_SCALAR_SET = SCALARS
+_MISSING = object()
+
 # class attributes that say nothing about behaviour, or that mirror what the
 # class's own functions already hold (dataclass fields: the generated __init__)
 _CLASS_SKIP = frozenset({
@@ -140,7 +137,7 @@ class _Frame:
         self.members: list = []  # (key, object, compute) of unfinished cycle members
 
 
-class Tokenizer:
+class Tokenizer(PlainValues):
     """Tokens for one compile, cached per object (see the module docstring).
 
     The cache keeps a reference to each object so that ``id`` stays unique.
@@ -275,13 +272,13 @@ class Tokenizer:
         if isinstance(f, types.MethodType):  # the class: what self.other() may call
             owner = f.__self__
             kind = owner if isinstance(owner, type) else type(owner)
-            kind = self.cls(kind) if _in_user_module(kind) else _qualname(kind)
+            kind = self.cls(kind) if in_user_module(kind) else _qualname(kind)
             return f"method({self.func(f.__func__)};{kind};{self._value(owner)})"
         if isinstance(f, types.FunctionType):
             if not is_user_code(f):  # installed library code: its name says it
                 return _qualname(f)
             parts = [_qualname(f), self._code(f.__code__, f.__globals__)]
-            owner = _owner_class(f)
+            owner = owner_class(f)
             if owner is not None:  # a method: self.other() may call any of its class
                 parts.append("in:" + self.cls(owner))
             if f.__defaults__:
@@ -327,7 +324,7 @@ class Tokenizer:
 
         if t.__module__ == "fsspec.core" and t.__qualname__ == "OpenFile":
             return f"fsspec.OpenFile:{tokenize(value)}:{_file_state(value)}"
-        if _in_user_module(t):  # an instance of the user's class: its methods count
+        if in_user_module(t):  # an instance of the user's class: its methods count
             return f"{self.cls(t)}:{tokenize(value)}"
         return f"{t.__module__}.{t.__qualname__}:{tokenize(value)}"
 
@@ -388,7 +385,7 @@ class Tokenizer:
             return f"descriptor:{_qualname(t)}"
         self._frames[-1].reasons.append(_cannot("class attribute", f"{_qualname(c)}.{name}",
                                                 v, self._culprit))
-        return f"opaque:{_typename(v)}"
+        return f"opaque:{typename(v)}"
 
     # ------------------------------------------------------------ code and globals
     def _code(self, code: types.CodeType, globs: dict) -> str:
@@ -429,7 +426,7 @@ class Tokenizer:
         object that is not one; installed modules count by name."""
         obj, used = mod, 1
         while (used < len(chain) and type(obj) is types.ModuleType
-               and _is_user_module(obj.__name__, obj)):
+               and is_user_module(obj.__name__, obj)):
             nxt = getattr(obj, chain[used], _MISSING)
             if nxt is _MISSING:
                 break
@@ -457,130 +454,7 @@ class Tokenizer:
         if got is not None:
             return got
         self._frames[-1].reasons.append(_cannot("global", path, v, self._culprit))
-        return f"opaque:{_typename(v)}"
-
-    def _plain(self, v):
-        """The token of a global's value, or None when it cannot be hashed
-        deterministically (``self._culprit``: the part that cannot)."""
-        t = type(v)
-        if t in _SCALAR_SET:
-            return f"{t.__name__}:{v!r}"
-        if t in _CONTAINERS:
-            return self._container(v, t)
-        if t is types.FunctionType or t is functools.partial:
-            return self.func(v)
-        if isinstance(v, type):
-            return self.cls(v)
-        if t is types.MethodType:
-            owner = self._plain(v.__self__)
-            return None if owner is None else f"method({self.func(v.__func__)};{owner})"
-        if t is types.BuiltinFunctionType:  # also a C method bound to its object
-            owner = v.__self__
-            if owner is None or isinstance(owner, (types.ModuleType, type)):
-                return f"builtin:{getattr(owner, '__name__', '')}.{v.__name__}"
-            owner = self._plain(owner)
-            return None if owner is None else f"builtin:{v.__name__}({owner})"
-        if t is types.ModuleType:
-            return f"module:{v.__name__}"
-        return self._plain_object(v, t)
-
-    def _plain_object(self, v, t):
-        enum = sys.modules.get("enum")
-        if enum is not None and isinstance(v, enum.Enum):
-            return f"enum:{self.cls(t)}.{v.name}"
-        np = sys.modules.get("numpy")
-        if np is not None and isinstance(v, (np.ndarray, np.generic, np.dtype)):
-            if getattr(v, "dtype", v) == object:  # object arrays: any object inside
-                self._culprit = v
-                return None
-            from dask.base import tokenize
-
-            return f"numpy:{tokenize(v)}"
-        if isinstance(v, tuple) and hasattr(t, "_fields"):  # a named tuple
-            items = self._container(tuple(v), tuple)
-            return None if items is None else f"namedtuple:{self.cls(t)}{items}"
-        fields = getattr(t, "__dataclass_fields__", None)
-        if fields is not None and not isinstance(v, type):
-            values = self._container({f: getattr(v, f, None) for f in fields}, dict)
-            return None if values is None else f"dataclass:{self.cls(t)}{values}"
-        for base in _BUILTIN_BASES:  # a subclass of int, str, dict ... (e.g. defaultdict)
-            if isinstance(v, base):
-                return self._subclassed(v, t, base)
-        if t is types.MappingProxyType:
-            return self._container(dict(v), dict)
-        if str(t.__module__).split(".")[0] in _REPR_MODULES or t in _REPR_TYPES:
-            return f"{_typename(v)}:{v!r}"
-        if t.__module__ == "re" and t.__name__ == "Pattern":
-            return f"re:{v.pattern!r}:{v.flags}"
-        logging = sys.modules.get("logging")
-        if logging is not None and isinstance(v, (logging.Logger, logging.LoggerAdapter)):
-            return f"logger:{getattr(v, 'name', None) or v.logger.name}"
-        wrapped = getattr(v, "__wrapped__", None)  # functools.lru_cache, wraps(...)
-        if isinstance(wrapped, types.FunctionType):
-            return f"wrapped:{_typename(v)}({self.func(wrapped)})"
-        name = _installed_name(v)  # a Cython function, a ufunc ... of an installed package
-        if name is not None:
-            return "ref:" + name
-        return self._dask_token(v, t)
-
-    def _subclassed(self, v, t, base):
-        if base in _SCALAR_SET:
-            core = base.__repr__(v)
-        else:
-            core = self._container(base(v), base)
-            if core is None:
-                return None
-        extra = ""
-        factory = getattr(v, "default_factory", None)  # collections.defaultdict
-        if factory is not None:
-            extra = self._plain(factory)
-            if extra is None:
-                return None
-        attrs = getattr(v, "__dict__", None)
-        if attrs:
-            attrs = self._container(attrs, dict)
-            if attrs is None:
-                return None
-            extra += attrs
-        return f"{self.cls(t)}:{core}{extra}"
-
-    def _dask_token(self, v, t):
-        """dask's tokenize, for types it has its own deterministic rule for
-        (pandas, pyarrow ...; not its pickle fallback for any object)."""
-        from dask.tokenize import normalize_object, normalize_token, tokenize
-
-        try:
-            if normalize_token.dispatch(t) is not normalize_object:
-                return f"dask:{tokenize(v, ensure_deterministic=True)}"
-        except Exception:  # dask says it cannot be deterministic
-            pass
-        self._culprit = v
-        return None
-
-    def _container(self, v, t):
-        if id(v) in self._walking:  # it contains itself
-            return "cycle"
-        self._walking.add(id(v))
-        try:
-            plain = self._plain
-            if t is dict:
-                parts = []
-                for k, x in v.items():
-                    a = plain(k)
-                    b = None if a is None else plain(x)
-                    if b is None:
-                        return None
-                    parts.append(f"{a}={b}")
-            else:
-                parts = list(map(plain, v))
-                if None in parts:
-                    return None
-                if t is set or t is frozenset:
-                    parts.sort()
-            return f"{t.__name__}({','.join(parts)})"
-        finally:
-            self._walking.discard(id(v))
-
+        return f"opaque:{typename(v)}"
 
 def _label(key, keep) -> str:
     """How a member of a cycle is named inside the others' texts."""
@@ -591,195 +465,17 @@ def _label(key, keep) -> str:
     return f"{key[0]}:{key[-1]}"
 
 
-def _in_user_module(c) -> bool:
-    """Is class ``c`` from an imported module of the user's own?"""
-    name = getattr(c, "__module__", None)
-    mod = sys.modules.get(name) if isinstance(name, str) else None
-    return mod is not None and _is_user_module(name, mod)
-
-
-def _owner_class(f):
-    """The class ``f`` is defined in (``__qualname__`` ``Cls.meth``, looked
-    up in its module), or None."""
-    path = f.__qualname__.split(".")
-    if len(path) < 2 or "<locals>" in path:
-        return None
-    obj = f.__globals__.get(path[0], _MISSING)
-    for part in path[1:-1]:
-        obj = getattr(obj, part, _MISSING)
-    if not isinstance(obj, type):
-        return None
-    got = vars(obj).get(path[-1])
-    return obj if got is f or getattr(got, "__func__", None) is f else None
-
-
-def _installed_name(v):
-    """``module.qualname`` when ``v`` is what that name of an installed
-    module holds (not the user's own module), else None."""
-    mod = getattr(v, "__module__", None)
-    name = getattr(v, "__qualname__", None) or getattr(v, "__name__", None)
-    if not isinstance(mod, str) or not isinstance(name, str):
-        return None
-    obj = sys.modules.get(mod)
-    if obj is None or _is_user_module(mod, obj):
-        return None
-    for part in name.split("."):
-        obj = getattr(obj, part, _MISSING)
-        if obj is _MISSING:
-            return None
-    return f"{mod}.{name}" if obj is v else None
-
-
 def _sunder(name: str) -> bool:
     """``_name_``: enum's own bookkeeping (its members are checked by value)."""
     return len(name) > 2 and name[0] == "_" and name[-1] == "_" and name[1] != "_"
 
 
-def _typename(v) -> str:
-    t = type(v)
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-
-
 def _cannot(what: str, path: str, v, culprit) -> str:
     """Why a task always reruns, as ``inspect`` shows it."""
-    text = f"{what} {path} ({_typename(v)}) cannot be hashed"
+    text = f"{what} {path} ({typename(v)}) cannot be hashed"
     if culprit is not None and culprit is not v:
-        text += f": it holds a {_typename(culprit)}"
+        text += f": it holds a {typename(culprit)}"
     return text
-
-
-# ------------------------------------------------------------ reading bytecode
-_OP = dis.opmap
-_LOAD_GLOBAL = _OP["LOAD_GLOBAL"]
-_GLOBAL_OPS = {_OP[n]: 0 for n in ("LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS") if n in _OP}
-_GLOBAL_OPS[_LOAD_GLOBAL] = 1 if sys.version_info >= (3, 11) else 0  # low bit: push NULL
-_ATTR_OPS = {_OP["LOAD_ATTR"]: 1 if sys.version_info >= (3, 12) else 0}  # low bit: method
-if "LOAD_METHOD" in _OP and _OP["LOAD_METHOD"] < 256:  # 3.11 and older (pseudo-op later)
-    _ATTR_OPS[_OP["LOAD_METHOD"]] = 0
-_EXTENDED_ARG = _OP["EXTENDED_ARG"]
-_CACHE = _OP.get("CACHE", -1)
-_KNOWN_LAYOUT = sys.version_info < (3, 15)  # the arguments above are checked up to 3.14
-
-
-def global_reads(code: types.CodeType) -> list:
-    """The globals ``code`` itself loads (not its nested code), each as a
-    tuple: the name, then the attributes loaded from it in a row
-    (``mod.sub.NAME`` -> ``("mod", "sub", "NAME")``), in order.
-
-    Reads the bytecode directly (``dis.get_instructions`` costs ~300 us per
-    function); ``tests/test_tokens_globals.py`` checks it against ``dis``.
-    """
-    if not _KNOWN_LAYOUT:
-        return _global_reads_dis(code)
-    names = code.co_names
-    raw = code.co_code
-    out = []
-    chain = None
-    ext = 0
-    try:
-        for i in range(0, len(raw), 2):
-            op = raw[i]
-            if op == _CACHE:
-                continue
-            arg = raw[i + 1] | ext
-            if op == _EXTENDED_ARG:
-                ext = arg << 8
-                continue
-            ext = 0
-            shift = _GLOBAL_OPS.get(op)
-            if shift is not None:
-                chain = [names[arg >> shift]]
-                out.append(chain)
-                continue
-            shift = _ATTR_OPS.get(op)
-            if shift is not None and chain is not None:
-                chain.append(names[arg >> shift])
-                continue
-            chain = None
-    except IndexError:  # a layout this reader does not know: every name counts
-        return [(n,) for n in names]
-    return [tuple(c) for c in out]
-
-
-def _global_reads_dis(code: types.CodeType) -> list:
-    out = []
-    chain = None
-    for ins in dis.get_instructions(code):
-        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"):
-            chain = [ins.argval]
-            out.append(chain)
-        elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and chain is not None:
-            chain.append(ins.argval)
-        else:
-            chain = None
-    return [tuple(c) for c in out]
-
-
-_MISSING = object()
-
-
-@functools.cache
-def _prefixes() -> tuple[str, ...]:
-    """Where installed code lives: the interpreter's prefixes and site-packages
-    (fixed for the life of the process; computing it costs ~1 ms)."""
-    import site
-
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        p = sysconfig.get_paths().get(key)
-        if p:
-            paths.add(p)
-    try:
-        paths.update(site.getsitepackages())
-        paths.add(site.getusersitepackages())
-    except AttributeError:  # some virtualenv site modules lack these
-        pass
-    return tuple(os.path.realpath(p) + os.sep for p in paths)
-
-
-_module_cache: dict = {}
-
-
-def _is_user_module(name: str, mod) -> bool:
-    if not isinstance(mod, types.ModuleType):  # e.g. typing.io placeholders
-        return False
-    if name == "__main__":
-        return True
-    if name.split(".")[0] == "dask_condordag":
-        return False
-    f = getattr(mod, "__file__", None)
-    if not f:
-        # built in, frozen, a namespace package -- or made at run time
-        # (types.ModuleType), which no execute node could import
-        return (getattr(mod, "__spec__", None) is None and name not in sys.builtin_module_names
-                and not hasattr(mod, "__path__"))
-    got = _module_cache.get((name, f))
-    if got is None:
-        real = os.path.realpath(f)
-        got = real.endswith(".py") and not real.startswith(_prefixes())
-        _module_cache[(name, f)] = got
-    return got
-
-
-def is_user_code(f) -> bool:
-    """Is ``f`` from ``__main__`` or the user's own modules (not installed code)?"""
-    name = getattr(f, "__module__", None)
-    if not name:
-        return True
-    mod = sys.modules.get(name)
-    return mod is None or _is_user_module(name, mod)
-
-
-def user_modules() -> set:
-    """The imported modules that are the user's own code: a Python source file
-    outside the interpreter's prefixes and site-packages (a script's helper
-    module, a project checked out in the home directory). Functions and
-    classes from them are pickled by value, so the execute node need not be
-    able to import them. ``__main__`` is by value in cloudpickle already;
-    dask-condordag's own modules are never shipped this way.
-    """
-    return {name for name, mod in list(sys.modules.items())
-            if name != "__main__" and _is_user_module(name, mod)}
 
 
 def _qualname(f) -> str:

@@ -12,28 +12,39 @@ DAGMan and by the local runner alike), the DAGMan job's cluster id
 (``condor.CLUSTER_FILE``, written by ``submit()``) and, where HTCondor is
 installed, the queue (held jobs and their hold reasons). Every HTCondor
 command goes through :mod:`dask_condordag.condor`.
+
+Data
+    In: a workflow directory as ``write.write_workflow`` left it (its
+    manifest: ``manifest.read_manifest``) and whatever ran it wrote since.
+    Out: ``status()`` and ``errors()`` as plain dicts, the values
+    (``values()``, ``result()``: each result file verified before it is
+    unpickled, :mod:`dask_condordag.results`).
+
+Policy
+    * Here: the handle, its paths, the local run (``run()``), status, errors
+      and results. Submitting, waiting and removing on a pool:
+      :mod:`dask_condordag.workflow_pool` (``OnThePool``, a base class).
+    * A failed task is raised as its own exception with where it ran
+      (``results.remote_exception``); a result not there yet raises
+      :class:`~dask_condordag.exceptions.ResultMissingError`.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
-import time
 from pathlib import Path
 
 from . import condor, dagfile, names
-from .exceptions import (CondorDagError, PreflightError, RemoteError, ResultMissingError,
-                         WorkflowError)
+from .exceptions import ResultMissingError, WorkflowError
 from .manifest import read_manifest
-from .results import add_note, is_error, is_ok, read_error, read_result, remote_exception
+from .workflow_pool import OnThePool
+from .results import is_error, is_ok, read_error, read_result, remote_exception
 
-__all__ = ["Workflow"]
+__all__ = ["Workflow", "local_runner", "dagman_by_hand"]
 
-_OPTION = object()  # "not given": take the option's value
-
-
-class Workflow:
-    """A written workflow directory: run it, look at it, load its results."""
+class Workflow(OnThePool):
+    """A written workflow directory: run it, look at it, load its results.
+    Submitting it to a pool, waiting and removing it: :class:`OnThePool`."""
 
     def __init__(self, path, manifest: dict | None = None):
         self.path = Path(path).absolute()
@@ -138,254 +149,6 @@ class Workflow:
         except condor.CondorCommandError:
             return None
 
-    def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None,
-               preflight: bool = True, dagman_scan_interval=_OPTION):
-        """Submit the DAG with ``condor_submit_dag``; returns the DAGMan job's
-        cluster id, or None when every node is already done.
-
-        ``dagman_scan_interval``: seconds between DAGMan's looks at its jobs'
-        event log, given to the DAGMan job in its environment (``-include_env
-        _CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL``); None leaves it to the pool's
-        configuration. Default: the ``dagman_scan_interval`` option.
-
-        ``preflight``: first run ``doctor.doctor(run_task=False)`` -- one
-        node's payload and inputs loaded here the way the chosen delivery would
-        load them on an execute node (the task itself is not run) -- and
-        refuse to submit (raising :class:`PreflightError` with what would be
-        missing) before anything is queued.
-
-        A workflow that failed or was removed is resubmitted from DAGMan's
-        newest rescue DAG: nothing that finished runs again. ``force=True``
-        passes ``-force`` (DAGMan renames the rescue DAGs and runs the DAG file
-        as written, which marks ``DONE`` what had results when it was written).
-        Refused while this workflow's DAGMan job is still in the queue.
-        """
-        stream = stream or sys.stderr
-        q = self._query()
-        if q is not None and q.dagman is not None:
-            raise CondorDagError(
-                f"the workflow at {self.path} is already in the queue as DAGMan job "
-                f"{q.dagman.id}: wait for it (dask-condordag wait {self.path}) or remove it "
-                f"(dask-condordag remove {self.path}) before submitting again")
-        s = self._result_counts()
-        if not force and s["done"] == s["total"]:
-            print(f"[dask-condordag] {self.name}: all {s['total']} nodes are already done; "
-                  "nothing to submit", file=stream, flush=True)
-            return None
-        if preflight:
-            from .doctor import doctor
-
-            rep = doctor(self.path, run_task=False)
-            if not rep.ok:
-                raise PreflightError(
-                    rep.summary() + "\n(submit(preflight=False) or `dask-condordag submit "
-                    "--no-preflight` submits anyway)", report=rep)
-        if str(self.path.resolve()).startswith("/tmp/") and not any(
-                "DAGMAN_AVOID_SLASH_TMP" in line for line in self._dag_config_lines()):
-            print(f"[dask-condordag] warning: {self.path} is under /tmp; DAGMan refuses node "
-                  "logs under /tmp by default (DAGMAN_AVOID_SLASH_TMP). Write the workflow "
-                  "elsewhere, or pass dag_config={'DAGMAN_AVOID_SLASH_TMP': False}",
-                  file=stream, flush=True)
-        rescue = self.rescue_dags()
-        update = (self.path / (self.dag_path.name + ".condor.sub")).exists() and not rescue
-        status = self.status_path
-        if status is not None and status.exists():
-            status.unlink()  # a snapshot of the last run; DAGMan writes a new one
-        if dagman_scan_interval is _OPTION:
-            from .config import options
-
-            dagman_scan_interval = options({}).dagman_scan_interval
-        cluster, _ = self._backend().submit_dag(
-            self.path, self.dag_path.name, batch_name=batch_name or self.name, force=force,
-            update_submit=update, env=condor.dagman_environment(dagman_scan_interval))
-        condor.write_cluster(self.path, cluster)
-        how = f", resuming from {rescue[-1].name}" if rescue and not force else ""
-        print(f"[dask-condordag] {self.name}: submitted {self.dag_path.name} as DAGMan job "
-              f"{cluster}{how}", file=stream, flush=True)
-        return cluster
-
-    def _dag_config_lines(self) -> list:
-        """The lines of the DAG's CONFIG file (empty when it has none)."""
-        for line in self.dag_path.read_text(encoding="utf-8").splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0].upper() == "CONFIG":
-                try:
-                    return (self.path / parts[1]).read_text(encoding="utf-8").splitlines()
-                except OSError:
-                    return []
-        return []
-
-    def remove(self) -> str:
-        """``condor_rm`` the DAGMan job: DAGMan removes the node jobs and writes
-        a rescue DAG (``submit()`` resumes from it). Returns condor_rm's output."""
-        cluster = self.cluster
-        if cluster is None:
-            raise CondorDagError(
-                f"{self.path} has no DAGMan job to remove: it was never submitted with "
-                f"dask-condordag ({condor.CLUSTER_FILE} is missing)")
-        return self._backend().remove(cluster)
-
-    def wait(self, timeout: float | None = None, *, hold_timeout: float | None = None,
-             poll: float | None = None, progress: bool | None = None, stream=None,
-             callbacks=None) -> dict:
-        """Wait until the submitted DAG has finished; returns ``status()``.
-
-        Prints progress lines (done, idle, running, held, failed of total)
-        when they change. Raises the first failed task's exception (with where
-        the rescue DAG and DAGMan's log are) if the DAG failed,
-        :class:`~dask_condordag.condor.JobHeldError` when a job has been on
-        hold for ``hold_timeout`` seconds (0: at once), and
-        :class:`~dask_condordag.condor.WaitTimeout` after ``timeout`` seconds.
-        The DAG keeps running in the last two cases, and on Ctrl-C.
-        ``hold_timeout`` and ``poll`` (seconds between looks) default to the
-        ``hold_timeout`` and ``poll_interval`` options.
-
-        ``callbacks``: dask callbacks (``dask.diagnostics.ProgressBar``, any
-        ``dask.callbacks.Callback``), driven per task from DAGMan's jobstate
-        log and node status file at each look (:mod:`dask_condordag.follow`);
-        None: those active in a ``with`` block, as ``dask.compute`` does.
-        ``finish`` runs however the wait ends (``errored=True`` unless the DAG
-        succeeded).
-        """
-        from dask.callbacks import local_callbacks
-
-        from .config import options
-        from .follow import Follower
-
-        if hold_timeout is None or poll is None:
-            opts = options({})
-            hold_timeout = opts.hold_timeout if hold_timeout is None else hold_timeout
-            poll = opts.poll_interval if poll is None else poll
-        with local_callbacks(callbacks) as cbs:
-            follower = Follower.for_workflow(self, cbs)
-            follower.start()
-            ok = False
-            try:
-                out = self._wait(follower, timeout, hold_timeout, poll, progress,
-                                 stream or sys.stderr)
-                ok = True
-                return out
-            finally:
-                follower.finish(errored=not ok)
-
-    def _wait(self, follower, timeout, hold_timeout, poll, progress, stream) -> dict:
-        start = time.monotonic()
-        last_line, last_print = None, 0.0
-        try:
-            while True:
-                state, q = self.dag_state(), self._query()
-                if state is None and q is None and self.cluster is None:
-                    raise CondorDagError(
-                        f"the workflow at {self.path} has not been submitted (no "
-                        f"{condor.CLUSTER_FILE}, no node status file): submit it first "
-                        f"(dask-condordag submit {self.path})")
-                follower.update(state)
-                line = self._progress_line(state, q, follower.done)
-                now = time.monotonic()
-                if progress is not False and (line != last_line or now - last_print > 300):
-                    print(f"[dask-condordag] {self.name}: {line}", file=stream, flush=True)
-                    last_line, last_print = line, now
-                self._check_holds(q, hold_timeout)
-                finished = (q.dagman is None) if q is not None else (
-                    state is not None and state.finished)
-                if finished:
-                    break
-                if timeout is not None and now - start >= timeout:
-                    raise condor.WaitTimeout(
-                        f"the DAG of {self.path} is still running after {timeout:g} s "
-                        f"({line}); it keeps running: wait again, or remove it with "
-                        f"dask-condordag remove {self.path}")
-                time.sleep(poll)
-        except KeyboardInterrupt:
-            cluster = self.cluster
-            job = f" as DAGMan job {cluster}" if cluster is not None else ""
-            print(f"\n[dask-condordag] stopped waiting; the DAG is still running{job}.\n"
-                  f"  reattach:  dask_condordag.Workflow.open({str(self.path)!r}).wait()"
-                  f"   (or: dask-condordag wait {self.path})\n"
-                  f"  remove it: dask-condordag remove {self.path}", file=stream, flush=True)
-            raise
-        state = self.dag_state()
-        follower.update(state)
-        ok = state.ok if state is not None and state.finished else (
-            self._result_counts()["done"] == len(self.nodes))
-        if not ok:
-            raise self._failure(state)
-        return self.status()
-
-    def _progress_line(self, state, q, done_seen: int = 0) -> str:
-        """``done_seen``: nodes the jobstate log already says are done (the
-        node status file is rewritten only every ``node_status_interval``)."""
-        if state is None:
-            s = self._result_counts()
-            done, failed, total = s["done"], s["failed"], s["total"]
-        else:
-            done, failed, total = state.done, state.failed, state.total
-        done = max(done, min(done_seen, total))
-        if q is not None:
-            idle, running = q.count(condor.JOB_IDLE), q.count(condor.JOB_RUNNING)
-            held = sum(1 for j in q.jobs if j.held)
-        elif state is not None:
-            held = state.procs_held
-            idle, running = max(0, state.procs_idle - held), state.running_nodes()
-        else:
-            idle = running = held = 0
-        line = (f"{done} done, {idle} idle, {running} running, {held} held, {failed} failed "
-                f"of {total} nodes")
-        if state is None and q is not None and q.dagman is not None:
-            line += " (DAGMan is starting)"
-        return line
-
-    def _check_holds(self, q, hold_timeout: float) -> None:
-        if q is None:
-            return
-        for job in q.held:
-            since = job.since if job.since is not None else time.time()
-            held_for = max(0.0, time.time() - since)
-            if held_for < hold_timeout:
-                continue
-            node = f"node {job.node}" if job.node else "the DAGMan job itself"
-            raise condor.JobHeldError(
-                f"job {job.id} ({node}) of the DAG at {self.path} has been on hold for "
-                f"{held_for:.0f} s: {job.hold_reason or '(no HoldReason)'}\n"
-                f"A held job does not run again by itself. Fix the cause, then release it "
-                f"(condor_release {job.id}) and the DAG goes on; or remove the DAG "
-                f"(dask-condordag remove {self.path}) and resubmit later "
-                f"(dask-condordag submit {self.path}) -- the rescue DAG keeps what is done. "
-                "The DAG is still in the queue.",
-                node=job.node or "", job=job.id, reason=job.hold_reason)
-
-    def _failure(self, state) -> Exception:
-        """The exception for a failed DAG: the first failed task's own, else
-        a DagFailedError naming DAGMan's reasons."""
-        rescue = self.rescue_dags()
-        where = [f"Rescue DAG: {rescue[-1]}" if rescue else "No rescue DAG was written.",
-                 f"DAGMan's log: {self.dagman_out}",
-                 f"Fix the cause and resubmit (dask-condordag submit {self.path}): the "
-                 "rescue DAG reruns only what did not finish."]
-        reports = self._task_errors()
-        if reports:
-            first = reports[0]
-            exc = remote_exception(first, key=first.get("key"), logs=first["logs"])
-            _add_context(exc, "\n".join(where))
-            return exc
-        failed = state.failed_nodes() if state is not None else {}
-        ad = self._dagman_history()
-        if condor.was_removed(ad):
-            why = ad.get("RemoveReason") or "condor_rm"
-            lines = [f"the DAG at {self.dag_path} was removed ({why}); DAGMan stopped "
-                     "these nodes"]
-        else:
-            lines = [f"the DAG at {self.dag_path} failed"]
-        lines += [f"  node {n}: {why or 'failed'}" for n, why in failed.items()]
-        if not failed:
-            lines.append("  (DAGMan left the queue without finishing the DAG; it was "
-                         "removed, or it failed: see its log)")
-            tail = condor.dagman_out_tail(self.dagman_out, 3)
-            lines += [f"  | {x}" for x in tail]
-        return condor.DagFailedError("\n".join(lines + where), nodes=failed,
-                                     rescue=rescue[-1] if rescue else None)
-
-    # -- state ---------------------------------------------------------------
     def status(self) -> dict:
         """Where the workflow is.
 
@@ -573,11 +336,3 @@ def dagman_by_hand(dag_path: Path) -> bool:
 def _held(job) -> dict:
     return {"node": job.node, "job": job.id, "hold_reason": job.hold_reason,
             "hold_code": job.hold_code, "since": job.since}
-
-
-def _add_context(exc: BaseException, text: str) -> None:
-    """Append ``text`` to what is shown with a re-raised remote exception."""
-    if isinstance(exc, RemoteError):
-        exc.args = (exc.args[0] + "\n" + text,) + tuple(exc.args[1:])
-    else:
-        add_note(exc, text)

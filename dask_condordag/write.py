@@ -53,7 +53,7 @@ from .results import is_error, verify
 from .worker import seal
 from .settings import DagSettings
 from .render import dag_files, render_config, render_dag, render_submit, submit_files
-from .tokens import user_modules
+from .usercode import user_modules
 from .delivery import by_value_modules, stage_files, submit_commands
 
 __all__ = ["write_workflow"]

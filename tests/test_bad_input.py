@@ -227,17 +227,17 @@ def test_module_missing_on_the_execute_node(tmp_path, monkeypatch):
     (libdir / "only_here.py").write_text("def f(x):\n    return x\n")
     monkeypatch.syspath_prepend(str(libdir))
     import only_here
-    from dask_condordag import tokens
+    from dask_condordag import usercode
 
-    prefixes = tokens._prefixes() + (str(libdir) + os.sep,)
-    monkeypatch.setattr(tokens, "_prefixes", lambda: prefixes)
-    tokens._module_cache.clear()
+    prefixes = usercode.installed_prefixes() + (str(libdir) + os.sep,)
+    monkeypatch.setattr(usercode, "installed_prefixes", lambda: prefixes)
+    usercode._module_cache.clear()
     try:
         with pytest.raises(ModuleNotFoundError, match="only_here") as info:
             delayed(only_here.f)(1).compute(scheduler="condordag")
         assert "by_value" in str(info.value) or "by value" in str(info.value)
     finally:
-        tokens._module_cache.clear()
+        usercode._module_cache.clear()
 
 
 class Unpicklable:

@@ -15,7 +15,7 @@ import pytest
 from dask import delayed
 
 import dask_condordag
-from dask_condordag import delivery, names, tokens
+from dask_condordag import delivery, names, usercode
 from dask_condordag.doctor import doctor
 from dask_condordag.dagfile import parse_dag
 from dask_condordag.exceptions import CondorDagError, PlanError
@@ -55,9 +55,9 @@ def installed_module(tmp_path, monkeypatch):
         d.mkdir(exist_ok=True)
         (d / f"{name}.py").write_text(source)
         monkeypatch.syspath_prepend(str(d))
-        real = tokens._prefixes
-        monkeypatch.setattr(tokens, "_prefixes", lambda: real() + (str(d) + "/",))
-        monkeypatch.setattr(tokens, "_module_cache", {})
+        real = usercode.installed_prefixes
+        monkeypatch.setattr(usercode, "installed_prefixes", lambda: real() + (str(d) + "/",))
+        monkeypatch.setattr(usercode, "_module_cache", {})
         importlib.invalidate_caches()
         made.append(name)
         return importlib.import_module(name)

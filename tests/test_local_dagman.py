@@ -245,7 +245,7 @@ def test_a_failing_proc_fails_the_node_and_removes_the_others(tmp_path):
     assert runs(logdir, "kid") == []
 
 
-def test_abort_dag_on_stops_everything(tmp_path):
+def test_abort_dag_on_stops_everything(tmp_path, caplog):
     wd, logdir = make(tmp_path, """\
         JOB stop job.sub
         VARS stop code="7" secs="0.3"
@@ -257,15 +257,15 @@ def test_abort_dag_on_stops_everything(tmp_path):
         PARENT stop CHILD kid
     """)
     t0 = time.monotonic()
-    out = io.StringIO()
-    report = local.run(wd, max_workers=2, stream=out)
+    report = local.run(wd, max_workers=2)
     assert time.monotonic() - t0 < 4  # slow was removed
     assert report.aborted and report.exit_code == 9 and not report.ok
     assert report.dag_status == local.DAG_STATUS_ABORT
     assert [t for t, _, _ in runs(logdir, "stop")] != [] and len(runs(logdir, "stop")) == 1
     assert runs(logdir, "slow")[0][2] is None and runs(logdir, "kid") == []
     assert report.rescue is not None and "\nDONE " not in report.rescue.read_text()
-    assert "aborting the DAG" in out.getvalue()
+    assert any("aborting the DAG" in r.getMessage() and r.levelname == "WARNING"
+               for r in caplog.records)
 
 
 def test_abort_return_value_and_post_script(tmp_path):
@@ -374,7 +374,7 @@ def test_node_status_file_while_running(tmp_path):
     assert nxt["NodeStatus"] == 0 and end["NextUpdate"] >= end["EndTime"]
 
 
-def test_ignored_submit_commands_get_one_notice_each(tmp_path):
+def test_ignored_submit_commands_get_one_notice_each(tmp_path, caplog):
     extra = ('requirements = (OpSys == "LINUX")\nrequest_gpus = 1\n'
              '+ProjectName = "dask"\naccounting_group = group_x\nrequest_memory = 1GB')
     wd, logdir = make(tmp_path, """\
@@ -384,7 +384,9 @@ def test_ignored_submit_commands_get_one_notice_each(tmp_path):
     out = io.StringIO()
     report = local.run(wd, stream=out)
     assert report.ok
-    lines = out.getvalue().splitlines()
+    assert out.getvalue() == ""  # warnings go to the logger, not the progress stream
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "dask_condordag.local.runner" and r.levelname == "WARNING"]
     for cmd in ("requirements", "request_gpus", "My.ProjectName", "accounting_group"):
         assert sum(f"submit command {cmd} " in l for l in lines) == 1, lines
     assert len(lines) == 4 and len(report.notices) == 4  # request_memory is silent

@@ -759,13 +759,13 @@ def preflight(path):
     mod_dir = path.parent / "elsewhere"
     mod_dir.mkdir()
     (mod_dir / "dcd_pool_only_here.py").write_text("def triple(x):\n    return 3 * x\n")
-    from dask_condordag import tokens
+    from dask_condordag import usercode
 
     with pytest.MonkeyPatch.context() as mp:  # importable here, pickled by name
         mp.syspath_prepend(str(mod_dir))
-        real = tokens._prefixes
-        mp.setattr(tokens, "_prefixes", lambda: real() + (str(mod_dir) + "/",))
-        mp.setattr(tokens, "_module_cache", {})
+        real = usercode.installed_prefixes
+        mp.setattr(usercode, "installed_prefixes", lambda: real() + (str(mod_dir) + "/",))
+        mp.setattr(usercode, "_module_cache", {})
         import importlib
 
         mod = importlib.import_module("dcd_pool_only_here")

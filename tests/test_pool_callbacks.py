@@ -265,7 +265,7 @@ def test_compute_with_nothing_to_submit_still_starts_and_finishes(fake, tmp_path
 def test_wait_takes_callbacks_and_ctrl_c_still_finishes(fake, tmp_path, monkeypatch):
     wf = dask_condordag.write(delayed(time.sleep)(30), path=tmp_path / "wf")
     wf.submit()
-    import dask_condordag.workflow as w
+    import dask_condordag.workflow_pool as w
     from types import SimpleNamespace
 
     def interrupt(_):

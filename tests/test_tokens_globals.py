@@ -15,10 +15,11 @@ import types
 import pytest
 from dask import delayed
 
-from dask_condordag import tokens
+from dask_condordag import bytecode, tokens, usercode
 from dask_condordag.graph import read_graph
 from dask_condordag.plan import make_plan
-from dask_condordag.tokens import Tokenizer, global_reads
+from dask_condordag.bytecode import global_reads
+from dask_condordag.tokens import Tokenizer
 
 LIB = '''
 import os, random, uuid
@@ -200,7 +201,7 @@ def user_module(monkeypatch):
         return mod
     yield make
     for name in made:
-        tokens._module_cache.pop((name, f"/nonexistent/{name}.py"), None)
+        usercode._module_cache.pop((name, f"/nonexistent/{name}.py"), None)
 
 
 def test_global_reads_agree_with_dis():
@@ -221,7 +222,7 @@ def test_global_reads_agree_with_dis():
             stack = [fn.__code__]
             while stack:
                 code = stack.pop()
-                want = [tuple(c) for c in tokens._global_reads_dis(code)]
+                want = [tuple(c) for c in bytecode._global_reads_dis(code)]
                 assert global_reads(code) == want, code
                 stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
                 seen += 1
@@ -355,7 +356,7 @@ def test_installed_code_counts_by_name_only(monkeypatch):
     import dask.utils
     import numpy as np
 
-    assert not tokens.is_user_code(dask.utils.parse_bytes)
+    assert not usercode.is_user_code(dask.utils.parse_bytes)
     base = Tokenizer().func(dask.utils.parse_bytes)
     # globals parse_bytes reads are not walked: installed code counts by name
     assert "byte_sizes" in {c[0] for c in global_reads(dask.utils.parse_bytes.__code__)}

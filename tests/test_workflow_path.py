@@ -1,4 +1,5 @@
-"""Where ``compute()`` wrote its workflow (issue 9, item 7): printed once,
+"""Where ``compute()`` wrote its workflow (issue 9, item 7): printed once
+(unless ``progress=False``: see test_messages.py),
 kept on the exceptions it raises, and ``dask_condordag.last_workflow()``."""
 
 import os
@@ -24,13 +25,13 @@ def _written(err: str) -> list:
 
 def test_compute_without_path_prints_the_folder_once(tmp_path, capsys):
     total = delayed(add)(delayed(inc)(1), 2)
-    assert total.compute(scheduler="condordag", run="local", progress=False) == 4
+    assert total.compute(scheduler="condordag", run="local") == 4
     (where,) = _written(capsys.readouterr().err)
     wf = dask_condordag.last_workflow()
     assert Path(where) == wf.path and wf.path.parent == tmp_path / "workflows"
     assert wf.values() == (4,)  # get() stores no repack step: the raw values
     # again: same graph, same folder, printed again once for this compute
-    assert total.compute(scheduler="condordag", run="local", progress=False) == 4
+    assert total.compute(scheduler="condordag", run="local") == 4
     assert _written(capsys.readouterr().err) == [where]
 
 
@@ -45,8 +46,7 @@ def test_compute_with_a_path_prints_nothing_but_remembers_it(tmp_path, capsys):
 
 def test_task_exception_carries_the_workflow_path(capsys):
     with pytest.raises(ZeroDivisionError, match="boom on 3") as info:
-        delayed(inc)(delayed(boom)(3)).compute(scheduler="condordag", run="local",
-                                               progress=False)
+        delayed(inc)(delayed(boom)(3)).compute(scheduler="condordag", run="local")
     (where,) = _written(capsys.readouterr().err)
     assert info.value.workflow_path == Path(where)
     assert (Path(where) / "manifest.json").exists()
@@ -71,7 +71,7 @@ def test_error_before_anything_is_written_has_no_workflow_path(tmp_path):
 def test_notice_and_folder_together_in_a_fresh_process(tmp_path):
     """run="auto" without HTCondor on PATH: the run-mode notice, then the folder."""
     code = ("import dask, dask_condordag\n"
-            "print(dask.delayed(sum)([1, 2]).compute(scheduler='condordag', progress=False))\n"
+            "print(dask.delayed(sum)([1, 2]).compute(scheduler='condordag'))\n"
             "print(dask_condordag.last_workflow().path)\n")
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -41,6 +41,7 @@ Policy
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
@@ -57,6 +58,8 @@ from ..exceptions import RunnerError
 from .state import SubmitRefused
 
 __all__ = ["JobOutcome", "run_job", "Launcher", "Submits"]
+
+logger = logging.getLogger(__name__)
 
 _PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 _PASS_ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_")
@@ -276,7 +279,7 @@ class Submits:
                 ignored = lk not in _USED_COMMANDS and lk not in _HARMLESS_COMMANDS
             if ignored and key not in self.noticed:
                 self.noticed.add(key)
-                self.notice(f"[dask-condordag] notice: submit command {key} = {value} (node "
+                self.notice(f"submit command {key} = {value} (node "
                             f"{node}, {spec.submit}) cannot be honoured by the local runner; "
                             "ignored")
         try:
@@ -293,12 +296,11 @@ class Launcher:
     ``("PRE"|"POST", node, token, exit code)``."""
 
     def __init__(self, submits: Submits, *, jobs: Callable, scripts: Callable,
-                 put: Callable, stream):
+                 put: Callable):
         self.submits = submits
         self.jobs = jobs
         self.scripts = scripts
         self.put = put
-        self.stream = stream
         self.lock = threading.Lock()
         self.kills: dict = {}  # (node, cluster) -> [kill event, procs not ended]
         self.script_procs: dict = {}  # (node, kind) -> Popen
@@ -351,8 +353,7 @@ class Launcher:
                     _kill_group(proc)
             code = proc.wait()
         except OSError as e:
-            print(f"[dask-condordag] {kind} script of node {node}: cannot run {argv[0]}: {e}",
-                  file=self.stream, flush=True)
+            logger.warning("%s script of node %s: cannot run %s: %s", kind, node, argv[0], e)
             code = 1  # DAGMan: a script that cannot start fails
         finally:
             with self.lock:

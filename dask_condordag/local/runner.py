@@ -20,8 +20,9 @@ Policy
       Ctrl-C, and SIGTERM where it has its default action, unwind the run:
       jobs and scripts are killed, their scratch folders removed, the journal
       kept.
-    * Submit commands the runner cannot honour are ignored with one notice per
-      command name, on ``stream``.
+    * Submit commands the runner cannot honour are ignored with one warning
+      per command name on this module's logger (also in ``RunReport.notices``);
+      progress lines and the summary are notices (``messages.notice``).
     * dask's callback protocol (start, start_state, pretask, posttask,
       finish -- finish also on failure) is driven per task, so
       ``dask.diagnostics.ProgressBar`` works.
@@ -32,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import queue
 import signal
@@ -44,11 +46,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import names
+from ..messages import notice
 from . import files, launch
 from .dagman import Dagman
 from .state import DAG_STATUS_OK, Abort, Done, Execute, Log, Remove, RunScript, Started
 
 __all__ = ["run", "RunReport"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,7 +107,10 @@ def run(path, *, max_workers: int | None = None, callbacks=(), progress=None,
 
     ``progress``: print "done/running/failed of total" lines to ``stream``
     (stderr) -- True, False, or None for every 10 s once a run takes longer
-    than 10 s. Notices about ignored submit commands go to ``stream`` too.
+    than 10 s; True also prints the summary at the end. The lines are logged
+    as well (INFO, ``dask_condordag.local.runner``); submit commands the
+    runner ignores, a script that cannot start and ``ABORT-DAG-ON`` are
+    logged as warnings (:mod:`dask_condordag.messages`).
 
     ``force``: run every node again, ignoring ``DONE`` marks, rescue DAGs and
     the recovery log.
@@ -175,7 +183,6 @@ def _run_locked(dag_path, *, max_workers, callbacks, progress, stream, fail_fast
                     n: dataclasses.replace(x, done=True) if n in recovered else x
                     for n, x in dag.nodes.items()})
         journal.open()
-        stream = stream or sys.stderr
         runner = _Runner(dag_path, dag, max_workers=max_workers or os.cpu_count() or 1,
                          stream=stream, fail_fast=fail_fast, progress=progress,
                          callbacks=callbacks, journal=journal)
@@ -185,8 +192,8 @@ def _run_locked(dag_path, *, max_workers, callbacks, progress, stream, fail_fast
             journal.close(remove=False)  # interrupted: keep it for recovery
             raise
         journal.close(remove=True)
-    if progress:
-        print(f"[dask-condordag] {dag_path.name}: {report.summary()}", file=stream, flush=True)
+    notice(logger, f"{dag_path.name}: {report.summary()}", progress=bool(progress),
+           stream=stream)
     return report
 
 
@@ -209,8 +216,7 @@ class _Runner:
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="condordag-job")
         self.script_pool = ThreadPoolExecutor(max_workers=40, thread_name_prefix="condordag-script")
         self.launcher = launch.Launcher(self.submits, jobs=self.pool.submit,
-                                        scripts=self.script_pool.submit, put=self.events.put,
-                                        stream=stream)
+                                        scripts=self.script_pool.submit, put=self.events.put)
         place = lambda name: Path(name) if os.path.isabs(name) else workdir / name  # noqa: E731
         nsf = dag.node_status_file
         self.status = files.StatusFile(place(nsf[0]), nsf[1], dag_path.name) if nsf else None
@@ -219,7 +225,7 @@ class _Runner:
 
     def notice(self, msg: str) -> None:
         self.notices.append(msg)
-        print(msg, file=self.stream, flush=True)
+        logger.warning("%s", msg)
 
     def apply(self, actions: list) -> None:
         """Carry out the machine's actions."""
@@ -240,9 +246,8 @@ class _Runner:
                 self.journal.done(a.node)  # after its outputs are in place: see Journal
                 self.tasks.done(a.node, a.ready)
             elif kind is Abort:
-                print(f"[dask-condordag] {self.dag_path.name}: aborting the DAG: node {a.node} "
-                      f"returned {a.retval} (ABORT-DAG-ON); exit code {a.exit_code}",
-                      file=self.stream, flush=True)
+                logger.warning("%s: aborting the DAG: node %s returned %s (ABORT-DAG-ON); "
+                               "exit code %s", self.dag_path.name, a.node, a.retval, a.exit_code)
                 self.launcher.kill_all()
 
     def handle(self, ev) -> None:
@@ -312,9 +317,9 @@ class _Runner:
         m, now = self.machine, time.monotonic()
         show = self.progress if self.progress is not None else (now - t0 > 10)
         if show and (now - last >= 10 or self.progress is True and now - last >= 1):
-            print(f"[dask-condordag] {self.dag_path.name}: {len(m.done)} done, "
-                  f"{m.schedd.running} running, {len(m.failed)} failed "
-                  f"of {len(m.nodes)}", file=self.stream, flush=True)
+            notice(logger, f"{self.dag_path.name}: {len(m.done)} done, "
+                   f"{m.schedd.running} running, {len(m.failed)} failed of {len(m.nodes)}",
+                   progress=self.progress, stream=self.stream)
             return now
         return last
 
