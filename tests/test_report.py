@@ -190,3 +190,26 @@ def test_cli_plan_and_report(tmp_path):
     assert len(ET.parse(out).getroot().findall(f".//{SVG}rect[@class='run']")) == 7
     r = cli("report", wf.path, "--json")
     assert json.loads(r.stdout)["svg"] == str(wf.path / "wf.timeline.svg")
+
+
+@pytest.mark.condor
+def test_run_report_on_the_pool(tmp_path):
+    """A real DAGMan run: every node's times come from the node job event log,
+    agree with the jobstate log to the second, and become plan's records."""
+    wf = fan_in(tmp_path / "wf")
+    wf.submit(stream=sys.stderr)
+    wf.wait(poll=0.5, progress=False)
+    rep = run_report(wf)
+    assert len(rep.nodes) == 7 and rep.not_run == ()
+    for r in rep.nodes:
+        assert r.status == "done" and r.source == "event log" and r.slot, r
+        assert r.submit <= r.execute <= r.end and r.bytes_received > 0
+    log = (wf.path / f"{wf.name}.dag.nodes.log")
+    log.rename(log.with_name("moved"))  # the jobstate log alone
+    js = {r.node: r for r in run_report(wf).nodes}
+    for r in rep.nodes:
+        assert abs(js[r.node].execute - r.execute) <= 1 and abs(js[r.node].end - r.end) <= 1
+    log.with_name("moved").rename(log)
+    plan = plan_report(wf, slots=4, job_overhead=6.0)
+    assert {x.source for x in plan.nodes} == {"recorded"}
+    assert ET.fromstring(timeline_svg(rep)).tag == f"{SVG}svg"
