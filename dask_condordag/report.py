@@ -201,7 +201,7 @@ def _seconds(wf, dag, durations, task_seconds):
     if durations is not None and not callable(durations) and not isinstance(durations, dict):
         raise TypeError(f"durations={durations!r}: give a dict node -> seconds, or a function "
                         "of the node name")
-    base = node_durations(wf, task_seconds=task_seconds)
+    base = {} if callable(durations) else node_durations(wf, task_seconds=task_seconds)
     seconds, source = {}, {}
     for n in dag.nodes:
         if callable(durations):
@@ -472,9 +472,11 @@ def _event_time(day: str, clock: str) -> float | None:
 
 
 def _event_log(path: Path) -> dict:
-    """cluster -> what the HTCondor event log says of it: ``submit``,
-    ``execute``, ``end`` (times), ``in``/``out`` transfers ([start, end]),
-    ``slot``, ``sent``/``received`` bytes. Empty when there is no log."""
+    """cluster -> what the HTCondor event log says of it: ``node`` (its
+    DAGNodeName: a cluster id of another run or runner is not taken for
+    this node's), ``submit``, ``execute``, ``end`` (times), ``in``/``out``
+    transfers ([start, end]), ``slot``, ``sent``/``received`` bytes. Empty
+    when there is no log."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -493,6 +495,7 @@ def _event_log(path: Path) -> dict:
                 continue
             if code == "000":
                 cur["submit"] = t
+                cur["node"] = None
             elif code == "001":
                 cur.setdefault("execute", t)
             elif code in ("005", "009"):
@@ -508,7 +511,10 @@ def _event_log(path: Path) -> dict:
         if cur is None:
             continue
         s = line.strip()
-        if s.startswith("SlotName:"):
+        if "DAGNodeName" in s and "node" in cur:
+            m = re.search(r'DAGNodeName = "([^"]*)"', s)
+            cur["node"] = m.group(1) if m else None
+        elif s.startswith("SlotName:"):
             cur["slot"] = s.split(":", 1)[1].strip()
         elif s.endswith("Run Bytes Sent By Job"):
             cur["sent"] = int(s.split()[0])
@@ -525,7 +531,7 @@ def _node_run(node: str, tasks: int, tries: list, events: dict) -> NodeRun:
                                 "SUBMIT_FAILURE"} & set(last) else "running")
     cid = (last.get("SUBMIT") or last.get("EXECUTE") or (None, None))[1]
     ev = events.get(_cluster(cid)) if cid else None
-    if ev is not None and "submit" in ev:
+    if ev is not None and "submit" in ev and ev.get("node") == node:
         submit, execute, end = ev.get("submit"), ev.get("execute"), ev.get("end")
         tin, tout = ev["in"], ev["out"]
         transfers = tuple(tuple(x) for x in (tin, tout) if None not in x)

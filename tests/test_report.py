@@ -213,3 +213,15 @@ def test_run_report_on_the_pool(tmp_path):
     plan = plan_report(wf, slots=4, job_overhead=6.0)
     assert {x.source for x in plan.nodes} == {"recorded"}
     assert ET.fromstring(timeline_svg(rep)).tag == f"{SVG}svg"
+
+
+def test_an_event_log_job_of_another_node_is_not_taken(tmp_path):
+    """A local rerun numbers its jobs 1.0, 2.0 ...: a pool run's event log in
+    the same folder may hold those cluster ids for other nodes."""
+    for f in POOL_RUN.iterdir():
+        shutil.copy(f, tmp_path)
+    log = tmp_path / "wf.dag.nodes.log"
+    log.write_text(log.read_text().replace('"slow_0e82816eccdb1d09"', '"someone_else"'))
+    r = {r.node: r for r in run_report(tmp_path).nodes}
+    assert r["slow_0e82816eccdb1d09"].source == "jobstate log"
+    assert r["slow_c618356ee31e161d"].source == "event log"
