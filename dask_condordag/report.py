@@ -133,21 +133,33 @@ class PlanReport:
     lower_bound: float
     makespan: float  # simulated
 
+    #: rows of nodes ``str()`` shows (``to_dict()`` holds them all)
+    max_rows = 40
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     def __str__(self) -> str:
+        shown = self.nodes[:self.max_rows]
         rows = [[n.name, n.tasks, n.procs, f"{n.seconds:g}", n.source,
                  _fmt_bytes(n.payload_bytes),
                  _fmt_bytes(n.input_bytes) + (f" +{n.inputs_unknown}?" if n.inputs_unknown
                                               else ""),
-                 _fmt_bytes(n.output_bytes)] for n in self.nodes]
+                 _fmt_bytes(n.output_bytes)] for n in shown]
         tasks = sum(n.tasks for n in self.nodes)
         head = [f"workflow {self.workflow} ({self.path}): {len(self.nodes)} nodes to run, "
                 f"{tasks} tasks" + (f"; {self.done} nodes already done (not counted)"
                                     if self.done else "")]
         out = head + ["", _table(["node", "tasks", "procs", "s/proc", "from", "payload",
-                                  "inputs", "outputs"], rows), ""] if rows else head
+                                  "inputs", "outputs"], rows)] if rows else head
+        if len(self.nodes) > len(shown):
+            out.append(f"... and {len(self.nodes) - len(shown)} more nodes (to_dict() or "
+                       "--json lists them all)")
+        if rows:
+            payload = sum(n.payload_bytes or 0 for n in self.nodes)
+            inputs = sum(n.input_bytes for n in self.nodes)
+            out += [f"bytes: payloads {_fmt_bytes(payload)}, inputs there now "
+                    f"{_fmt_bytes(inputs)}", ""]
         ratio = (f" ({self.makespan / self.lower_bound:.2f}x the bound)"
                  if self.lower_bound > 0 else "")
         out += [f"critical path: {len(self.critical_path)} nodes, {self.critical_seconds:g} s"
@@ -201,7 +213,7 @@ def _seconds(wf, dag, durations, task_seconds):
     if durations is not None and not callable(durations) and not isinstance(durations, dict):
         raise TypeError(f"durations={durations!r}: give a dict node -> seconds, or a function "
                         "of the node name")
-    base = {} if callable(durations) else node_durations(wf, task_seconds=task_seconds)
+    base = {} if callable(durations) else node_durations(wf, task_seconds=task_seconds, dag=dag)
     seconds, source = {}, {}
     for n in dag.nodes:
         if callable(durations):
@@ -215,14 +227,15 @@ def _seconds(wf, dag, durations, task_seconds):
     return seconds, source
 
 
-def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS) -> dict:
+def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS, dag=None) -> dict:
     """node -> (seconds per proc, "recorded" | "default"): the run time of
     the node's job in the last run of this workflow directory that ran it
     successfully (:func:`run_report`), else ``task_seconds`` per task of the
-    node (the manifest's). The one place plan_report takes durations from."""
+    node (the manifest's). The one place plan_report takes durations from.
+    ``dag``: the workflow's DAG file already parsed."""
     recorded = {}
     try:
-        for r in run_report(wf).nodes:
+        for r in run_report(wf, dag=dag).nodes:
             if r.status == "done" and r.run is not None:
                 recorded[r.node] = r.run
     except FileNotFoundError:
@@ -347,6 +360,9 @@ class RunReport:
     nodes: tuple  # NodeRun, by submit time
     not_run: tuple  # nodes of the DAG the last run did not run (done before, or never)
 
+    #: rows of jobs ``str()`` shows (``to_dict()`` holds them all)
+    max_rows = 40
+
     @property
     def makespan(self) -> float:
         return (self.end - self.start) if self.start is not None and self.end is not None else 0.0
@@ -367,12 +383,16 @@ class RunReport:
 
         rows = [[n.node, n.tasks, n.slot or "", s(n.queue), s(n.transfer), s(n.run),
                  n.status + (f" ({n.attempts} tries)" if n.attempts > 1 else "")]
-                for n in self.nodes]
+                for n in self.nodes[:self.max_rows]]
         out = [f"workflow {self.workflow} ({self.path}): last run, {len(self.nodes)} jobs, "
                f"makespan {self.makespan:g} s"]
         if rows:
             out += ["", _table(["node", "tasks", "slot", "queue s", "transfer s", "run s",
-                                "status"], rows), ""]
+                                "status"], rows)]
+            if len(self.nodes) > len(rows):
+                out.append(f"... and {len(self.nodes) - len(rows)} more jobs (to_dict() or "
+                           "--json lists them all; the timeline draws them all)")
+            out.append("")
             t = self.totals()
             busy = t["queue"] + t["transfer"] + t["run"]
             share = f" ({100 * t['run'] / busy:.0f}% of the jobs' time)" if busy else ""
@@ -400,14 +420,16 @@ def timeline_file(name: str) -> str:
     return f"{name}.timeline.svg"
 
 
-def run_report(wf_or_path) -> RunReport:
+def run_report(wf_or_path, *, dag=None) -> RunReport:
     """Where the time of the last run of the workflow at ``wf_or_path`` went
     (see the module docstring). FileNotFoundError when the DAG names no
-    jobstate log or it has not been written (the workflow never ran)."""
+    jobstate log or it has not been written (the workflow never ran).
+    ``dag``: the workflow's DAG file already parsed (``dagfile.DagFile``)."""
     from . import dagfile
 
     wf = _workflow(wf_or_path)
-    dag = dagfile.parse_dag(wf.dag_path.read_text(encoding="utf-8"), str(wf.dag_path))
+    if dag is None:
+        dag = dagfile.parse_dag(wf.dag_path.read_text(encoding="utf-8"), str(wf.dag_path))
     if not dag.jobstate_log:
         raise FileNotFoundError(f"{wf.dag_path} names no JOBSTATE_LOG: write the workflow "
                                 "with jobstate_log=True to have its runs recorded")

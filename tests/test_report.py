@@ -225,3 +225,13 @@ def test_an_event_log_job_of_another_node_is_not_taken(tmp_path):
     r = {r.node: r for r in run_report(tmp_path).nodes}
     assert r["slow_0e82816eccdb1d09"].source == "jobstate log"
     assert r["slow_c618356ee31e161d"].source == "event log"
+
+
+def test_a_big_plan_prints_40_rows_and_says_how_many_more(tmp_path):
+    dsk = {f"t{i}": (inc, i) for i in range(45)}
+    wf = dask_condordag.write(dsk, keys=list(dsk), path=tmp_path / "wf")
+    rep = plan_report(wf, slots=4, job_overhead=1.0, task_seconds=1.0)
+    text = str(rep)
+    assert text.count(" default ") == 40 and "... and 5 more nodes" in text
+    assert len(rep.to_dict()["nodes"]) == 45
+    assert rep.makespan == 12 * 2.0 and rep.lower_bound == 45 / 4 + 1.0  # 12 waves
