@@ -605,6 +605,12 @@ def timeline_svg(report: RunReport, *, width: int = 900, row: int = 16) -> str:
            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
            f"<title>{escape(report.workflow)}: last run, {report.makespan:g} s</title>",
            f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>']
+    legend = (("#c8c8c8", "queued"), ("#f0a030", "transfer"), ("#3070c0", "run"),
+              ("#d04040", "failed"))
+    for i, (color, what) in enumerate(legend):
+        lx = 4 + i * 56
+        out.append(f'<rect x="{lx}" y="{axis - 19}" width="9" height="9" fill="{color}"/>'
+                   f'<text x="{lx + 12}" y="{axis - 11}">{what}</text>')
     step = _tick(span)
     k = 0
     while k * step <= span + 1e-9:
