@@ -36,6 +36,7 @@ from .jobs import after, procid, shell  # noqa: E402
 from .scheduler import get, last_workflow, write  # noqa: E402
 from .gc import gc  # noqa: E402  (the function; the module: dask_condordag.gc.GcReport ...)
 from .workflow import Workflow  # noqa: E402
+from .report import plan_report, run_report  # noqa: E402
 
 _named_schedulers["condordag"] = get
 
@@ -49,6 +50,8 @@ __all__ = [
     "shell",
     "after",
     "Workflow",
+    "plan_report",
+    "run_report",
     "CondorDagError",
     "CondorCommandError",
     "CorruptResultError",

@@ -13,6 +13,9 @@
     dask-condordag inspect DIR NODE_OR_KEY   a node's payload, result or error report
     dask-condordag graph DIR [-o F]          the node graph as DOT (or SVG with graphviz)
     dask-condordag doctor DIR                check what a job would miss on an execute node
+    dask-condordag plan DIR [--slots N] [--job-overhead S] [--json]
+                                             what a run would cost (report.py)
+    dask-condordag report DIR [--svg PATH]   where the last run's time went, and its timeline
     dask-condordag gc [DIR] [--older-than AGE] [--dry-run]
                                              delete results no node names, old workflows,
                                              dead runners' scratch folders (gc.py)
@@ -263,6 +266,9 @@ def parser() -> argparse.ArgumentParser:
     d = cmd("doctor", cmd_doctor,
             "run one node the way the execute node would and report what is missing")
     d.add_argument("--node", default=None, help="the node to try (default: the first)")
+    from .report import add_commands  # plan, report
+
+    add_commands(cmd)
     text = ("delete results, payload packs and logs no node names, old workflows "
             "(--older-than) and killed local runners' scratch folders; never a workflow "
             "whose DAG runs")

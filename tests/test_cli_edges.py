@@ -168,7 +168,7 @@ def test_top_level_help_lists_each_command_once(capsys):
     out = capsys.readouterr().out
     listed = re.findall(r"^    ([a-z]+)  ", out, re.M)
     assert listed == ["run", "submit", "wait", "status", "errors", "result", "remove",
-                      "inspect", "graph", "doctor", "gc"], out
+                      "inspect", "graph", "doctor", "plan", "report", "gc"], out
     assert out.count("{run,") == 0
     assert "Exit codes:" in out and "4 ``status``" in out
     r = console("--help")
