@@ -42,6 +42,7 @@ from pathlib import Path
 from . import names
 from .cli_inspect import UsageError, cmd_doctor, cmd_graph, cmd_inspect, open_workflow
 from .exceptions import CondorDagError, ResultMissingError, RunnerError, WorkflowError
+from .report import add_commands as add_report_commands
 
 __all__ = ["main"]
 
@@ -266,9 +267,7 @@ def parser() -> argparse.ArgumentParser:
     d = cmd("doctor", cmd_doctor,
             "run one node the way the execute node would and report what is missing")
     d.add_argument("--node", default=None, help="the node to try (default: the first)")
-    from .report import add_commands  # plan, report
-
-    add_commands(cmd)
+    add_report_commands(cmd)  # plan, report
     text = ("delete results, payload packs and logs no node names, old workflows "
             "(--older-than) and killed local runners' scratch folders; never a workflow "
             "whose DAG runs")
