@@ -24,6 +24,9 @@ Policy
     * ``container``: the image is not run here; an interpreter at the same
       path on this machine stands in for the image's, and what it lacks is a
       note.
+    * A workflow written with a dask or cloudpickle outside the versions
+      whose private names ``_compat.py`` was checked against gets a note
+      (the versions the manifest records).
     * Objects that could not be pickled when the workflow was written to
       look for the modules they name (the manifest's ``delivery.unscanned``)
       are reported: a module only they need may be missing from the zip.
@@ -53,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import dagfile, names, submitdesc
+from ._compat import unchecked_versions
 from .exceptions import CondorDagError
 from .manifest import read_manifest
 from .packages import module_spec
@@ -159,6 +163,7 @@ def _doctor(rep: DoctorReport, node, timeout: float, say, run_task: bool) -> Non
     delivery = manifest.get("delivery") or {}
     rep.mode = mode = delivery.get("mode", "shared")
     _note_unscanned(rep, delivery)
+    _note_versions(rep, manifest)
     try:
         n, (cmds, files) = _pick_node(dag, wf, node, submits)
     except (CondorDagError, submitdesc.SubmitSyntaxError) as e:
@@ -207,6 +212,14 @@ def _read_workflow(rep: DoctorReport, wf: Path):
         rep.problems.append(f"cannot read the workflow: {e}")
         return None
     return manifest, dag, submits
+
+
+def _note_versions(rep: DoctorReport, manifest: dict) -> None:
+    """A note for each of dask and cloudpickle the workflow was written with
+    outside the versions ``_compat.py`` was checked against."""
+    written = manifest.get("versions") or {}
+    rep.notes.extend(unchecked_versions(
+        {k: written[k] for k in ("dask", "cloudpickle") if k in written}))
 
 
 def _note_unscanned(rep: DoctorReport, delivery: dict) -> None:

@@ -52,6 +52,7 @@ from importlib import metadata
 import cloudpickle
 
 from . import names
+from ._compat import should_pickle_by_reference
 from .exceptions import PlanError
 from .tokens import SCALARS
 
@@ -78,7 +79,7 @@ class _Recorder:
     def __init__(self):
         found = self.found = set()
         self.failed: list = []
-        by_ref = getattr(cloudpickle.cloudpickle, "_should_pickle_by_reference", None)
+        by_ref = should_pickle_by_reference
 
         def by_reference(obj) -> bool:
             if by_ref is None:  # another cloudpickle: assume by name unless registered
