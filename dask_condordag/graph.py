@@ -17,7 +17,8 @@ Policy
       dependencies in *argument* order, so the same script gives the same order
       in every process even though dask's keys are random.
 
-The lowered expression language (also documented in ``worker.py``)::
+The lowered expression language (its tags are ``names.LIT`` ... ``names.PROC``;
+also documented in ``worker.py``)::
 
     (0, value)                       a literal
     (1, key)                         the value of another graph key
@@ -60,11 +61,10 @@ from ._compat import (
     is_annotations_tombstone,
 )
 from .exceptions import GraphError, MissingKeyError
+from .names import BUILD, CALL, DICT, LIT, REF
 from .shuffle import task_shuffles
 
 __all__ = ["Call", "Const", "Link", "Graph", "read_graph", "materialize"]
-
-LIT, REF, CALL, BUILD, DICT, PROC = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)

@@ -144,19 +144,19 @@ def referenced_modules(plan) -> tuple[set, list]:
 
     def walk(e, where):
         tag = e[0]
-        if tag == 0:
+        if tag == names.LIT:
             value(e[1], where)
-        elif tag == 2:
+        elif tag == names.CALL:
             value(e[1], where)
             for a in e[2]:
                 walk(a, where)
             for _, a in e[3]:
                 walk(a, where)
-        elif tag == 3:
+        elif tag == names.BUILD:
             value(e[1], where)
             for a in e[2]:
                 walk(a, where)
-        elif tag == 4:
+        elif tag == names.DICT:
             for k, a in e[1]:
                 walk(k, where)
                 walk(a, where)

@@ -54,7 +54,8 @@ from dask.utils import key_split
 from . import names
 from .exceptions import PlanError
 from .annotations import node_settings
-from .graph import BUILD, CALL, DICT, LIT, PROC, REF, Call, Const, Graph, Link
+from .graph import Call, Const, Graph, Link
+from .names import BUILD, CALL, DICT, LIT, PROC, REF
 from .jobs import _call_after, _ordering, contains_procid, procid
 from .settings import NodeSettings
 from .tokens import SCALARS, Tokenizer, sha
