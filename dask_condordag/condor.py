@@ -82,7 +82,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .exceptions import (  # noqa: F401  (re-exported: they were defined here first)
