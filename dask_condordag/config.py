@@ -6,13 +6,14 @@ Data
     or one option's configured value (:func:`option`).
 
 Policy
-    * The YAML is merged into dask's defaults once, when this module is
-      imported, with ``dask.config.update_defaults`` -- as dask-jobqueue
-      (``dask_jobqueue/config.py``) and distributed do: dask's own config
-      files and ``DASK_CONDORDAG__*`` environment variables win over it, and
-      ``dask.config.refresh()`` keeps it. Code only calls
-      ``dask.config.get``; nothing else is read at import: the user's config
-      is looked up when :func:`options` is called.
+    * The YAML is read once, on first use (nothing is read at import), and
+      merged into dask's defaults with ``dask.config.update_defaults``, as
+      dask-jobqueue (``dask_jobqueue/config.py``) does: dask's own config
+      files and ``DASK_CONDORDAG__*`` environment variables win over it,
+      ``dask.config.refresh()`` keeps it, and ``dask.config.get`` shows it.
+      Code reads an option only with ``dask.config.get`` (:func:`option`),
+      the YAML's value as its ``default``: a ``dask.config.set`` block open
+      at the first use removes the merged section when it closes.
     * Keyword arguments win over dask's config. An unknown keyword is an
       error naming it; each option is checked in one place (:data:`_CHECKS`,
       the delivery options by ``delivery.from_options``) with a message
@@ -28,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, fields
 
@@ -37,19 +39,21 @@ import yaml
 from .delivery import from_options as delivery_from_options
 from .exceptions import CondorDagError
 
-__all__ = ["Options", "options", "option", "RUN_MODES"]
+__all__ = ["Options", "options", "option", "defaults", "RUN_MODES"]
 
 #: auto: condor where condor_submit_dag is on PATH, else local (condor.choose_run_mode)
 RUN_MODES = ("auto", "local", "condor", "none")
 GROUPS = ("none", "chains")
 
 
-def _update_defaults() -> None:
+@functools.lru_cache(maxsize=None)
+def defaults() -> dict:
+    """The shipped defaults (``condordag.yaml``, by dashed name), read once,
+    on first use, and merged into dask's defaults."""
     with open(os.path.join(os.path.dirname(__file__), "condordag.yaml"), encoding="utf-8") as f:
-        dask.config.update_defaults(yaml.safe_load(f))
-
-
-_update_defaults()
+        shipped = yaml.safe_load(f)
+    dask.config.update_defaults(shipped)
+    return shipped["condordag"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ _PER_CALL = ("path", "name")
 def option(name: str):
     """The configured value of option ``name`` (``inline_limit``): dask's
     config ``condordag.inline-limit``, whose default is the shipped YAML's."""
-    return dask.config.get(f"condordag.{name.replace('_', '-')}")
+    dashed = name.replace("_", "-")
+    return dask.config.get(f"condordag.{dashed}", default=defaults()[dashed])
 
 
 def options(kwargs: dict) -> Options:

@@ -1,10 +1,12 @@
 """Option defaults live once, in ``condordag.yaml``, merged into dask's
-config at import (``dask.config.update_defaults``); code reads them with
+config on first use (``dask.config.update_defaults``); code reads them with
 ``dask.config.get``; each option is checked in one place."""
 
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 from dataclasses import MISSING, fields
 from operator import add
 from pathlib import Path
@@ -31,7 +33,8 @@ def test_every_option_has_its_default_in_the_yaml_only():
     assert not [n for n in vars(plan) if n.startswith("DEFAULT_")]
     sig = inspect.signature(plan.make_plan).parameters
     assert [sig[p].default for p in ("inline_limit", "group", "arg_limit")] == [None] * 3
-    # merged once into dask's defaults (the conftest overrides some of them)
+    # merged once into dask's defaults on first use (the conftest overrides some)
+    option("run")
     assert [d for d in dask.config.defaults if "condordag" in d] == [{"condordag": shipped}]
 
 
@@ -80,3 +83,16 @@ def test_each_option_is_checked_with_a_message_naming_it(kw, message):
 def test_unknown_options_are_named():
     with pytest.raises(TypeError, match=r"unknown dask-condordag option\(s\) \['colour'\]"):
         options({"colour": "red"})
+
+
+def test_the_defaults_are_read_on_first_use_and_survive_a_config_block():
+    code = ("import dask, dask_condordag.config as c\n"
+            "assert c.defaults.cache_info().currsize == 0\n"
+            "with dask.config.set({'condordag.inline-limit': 10}):\n"
+            "    assert c.option('inline_limit') == 10\n"
+            "assert c.option('inline_limit') == 65536, c.option('inline_limit')\n"
+            "assert c.option('run') == 'auto'\n"
+            "dask.config.refresh()  # the merged defaults come back with dask's own\n"
+            "assert dask.config.get('condordag.run') == 'auto'\n"
+            "assert dask.config.get('condordag.max-workers', 'gone') is None\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
