@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 
+from . import names
 from .doctor import doctor
 from .exceptions import CondorDagError, WorkflowError
 from .results import is_error, is_ok, read_error, read_result, remote_traceback
@@ -83,20 +84,20 @@ def _show_expr(expr, depth: int = 0) -> str:
     if depth > 20:
         return "..."
     tag = expr[0]
-    if tag == 0:
+    if tag == names.LIT:
         return _short(expr[1], 120)
-    if tag == 1:
+    if tag == names.REF:
         return f"<{expr[1]}>"
-    if tag == 2:
+    if tag == names.CALL:
         args = [_show_expr(a, depth + 1) for a in expr[2]]
         args += [f"{k}={_show_expr(v, depth + 1)}" for k, v in expr[3]]
         return f"{_func_name(expr[1])}({', '.join(args)})"
-    if tag == 3:
+    if tag == names.BUILD:
         return f"{_func_name(expr[1])}([{', '.join(_show_expr(a, depth + 1) for a in expr[2])}])"
-    if tag == 4:
+    if tag == names.DICT:
         return "{" + ", ".join(f"{_show_expr(k, depth + 1)}: {_show_expr(v, depth + 1)}"
                                for k, v in expr[1]) + "}"
-    if tag == 5:
+    if tag == names.PROC:
         return "procid"
     return f"<unknown expression {tag!r}>"
 

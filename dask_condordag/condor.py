@@ -64,7 +64,7 @@ Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
     * The node status file (``NODE_STATUS_FILE``, manual:
       automated-workflows/dagman-node-status-file.rst) is a list of new
       ClassAds: one ``DagStatus``, one ``NodeStatus`` per node, one
-      ``StatusEnd``. It is read with a small parser here (no bindings needed).
+      ``StatusEnd``. ``statusfile.py`` reads it (no bindings needed).
 
 Example::
 
@@ -82,13 +82,19 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .exceptions import (  # noqa: F401  (re-exported: they were defined here first)
     CondorCommandError, DagFailedError, JobHeldError, WaitTimeout,
 )
 from .messages import notice
+from .statusfile import (  # noqa: F401  (re-exported: they were defined here first)
+    DAG_STATUS_ABORT, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_OK, DAG_STATUS_RM,
+    STATUS_DONE, STATUS_ERROR, STATUS_FUTILE, STATUS_NOT_READY, STATUS_POSTRUN,
+    STATUS_PRERUN, STATUS_READY, STATUS_SUBMITTED, STATUS_WORDS, DagState, NodeState,
+    dag_state, parse_classads, read_status_file,
+)
 
 __all__ = [
     "CLUSTER_FILE", "CondorCommandError", "JobHeldError", "DagFailedError", "WaitTimeout",
@@ -110,19 +116,10 @@ CONDOR_HISTORY = "condor_history"
 #: DAGMan's log scan interval, as an override in the DAGMan job's environment.
 SCAN_INTERVAL_ENV = "_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL"
 
-# Node status values (manual: dagman-node-status-file.rst; src node.cpp)
-(STATUS_NOT_READY, STATUS_READY, STATUS_PRERUN, STATUS_SUBMITTED, STATUS_POSTRUN,
- STATUS_DONE, STATUS_ERROR, STATUS_FUTILE) = range(8)
-STATUS_WORDS = ("not ready", "ready", "pre script", "queued", "post script", "done",
-                "failed", "futile")
-
 # JobStatus values (manual: classad-attributes/job-classad-attributes.rst)
 JOB_IDLE, JOB_RUNNING, JOB_REMOVED, JOB_COMPLETED, JOB_HELD, JOB_TRANSFERRING, \
     JOB_SUSPENDED = range(1, 8)
 
-# DAG_Status of the DAGMan job ad (src/condor_dagman/dagman_main.h DagStatus)
-DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT, DAG_STATUS_RM = \
-    range(5)
 
 #: What ``condor_history`` is asked for about a DAGMan job that left the queue.
 HISTORY_ATTRIBUTES = ("ClusterId", "JobStatus", "DAG_Status", "ExitCode", "RemoveReason")
@@ -323,172 +320,6 @@ def queue_from_ads(ads: list, cluster: int) -> Queue:
         else:
             jobs.append(job)
     return Queue(dagman, tuple(sorted(jobs, key=lambda j: (j.cluster, j.proc))))
-
-
-# ------------------------------------------------------------------ status file
-_TOKEN = re.compile(r'\s*(?:(/\*.*?\*/)|("(?:[^"\\]|\\.)*")|([\[\]{};=,])|([^\s\[\]{};=,"]+))',
-                    re.S)
-_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "r": "\r", "/": "/"}
-
-
-def _unquote(s: str) -> str:
-    return re.sub(r'\\(.)', lambda m: _ESCAPES.get(m.group(1), m.group(1)), s[1:-1])
-
-
-def _value(tok: str):
-    if tok.startswith('"'):
-        return _unquote(tok)
-    low = tok.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "undefined":
-        return None
-    try:
-        return int(tok)
-    except ValueError:
-        try:
-            return float(tok)
-        except ValueError:
-            return tok
-
-
-def parse_classads(text: str) -> list:
-    """Parse a sequence of new-format ClassAds of literals (strings, numbers,
-    booleans, lists of literals) -- what DAGMan writes in a node status file.
-
-    >>> parse_classads('[ Type = "DagStatus"; DagFiles = { "a.dag" }; NodesDone = 3; /* c */ ]')
-    [{'Type': 'DagStatus', 'DagFiles': ['a.dag'], 'NodesDone': 3}]
-    """
-    toks = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise ValueError(f"cannot read a ClassAd at character {pos}: {text[pos:pos + 30]!r}")
-        pos = m.end()
-        if m.group(1):
-            continue
-        toks.append(m.group(2) or m.group(3) or m.group(4))
-    ads, i = [], 0
-    while i < len(toks):
-        if toks[i] != "[":
-            raise ValueError(f"expected '[' starting a ClassAd, got {toks[i]!r}")
-        i += 1
-        ad = {}
-        while toks[i] != "]":
-            name, eq = toks[i], toks[i + 1]
-            if eq != "=":
-                raise ValueError(f"expected '=' after {name!r}, got {eq!r}")
-            i += 2
-            if toks[i] == "{":
-                items = []
-                i += 1
-                while toks[i] != "}":
-                    if toks[i] != ",":
-                        items.append(_value(toks[i]))
-                    i += 1
-                value = items
-            else:
-                value = _value(toks[i])
-            ad[name] = value
-            i += 1
-            if toks[i] == ";":
-                i += 1
-        ads.append(ad)
-        i += 1
-    return ads
-
-
-@dataclass(frozen=True)
-class NodeState:
-    """One ``NodeStatus`` ad of the node status file."""
-
-    name: str
-    status: int
-    details: str = ""
-    retries: int = 0
-    procs_queued: int = 0
-    procs_held: int = 0
-
-    @property
-    def word(self) -> str:
-        return STATUS_WORDS[self.status] if 0 <= self.status < len(STATUS_WORDS) else "?"
-
-
-@dataclass(frozen=True)
-class DagState:
-    """The node status file: the ``DagStatus`` ad's counts and every node's state."""
-
-    status: int
-    total: int
-    done: int
-    pre: int = 0
-    queued: int = 0
-    post: int = 0
-    ready: int = 0
-    unready: int = 0
-    futile: int = 0
-    failed: int = 0
-    procs_held: int = 0
-    procs_idle: int = 0  # includes held (DAGMan's comment in the file)
-    timestamp: int = 0
-    next_update: int | None = None
-    nodes: dict = field(default_factory=dict)
-
-    @property
-    def finished(self) -> bool:
-        """DAGMan wrote its last update: the DAG succeeded or failed."""
-        return self.status in (STATUS_DONE, STATUS_ERROR)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == STATUS_DONE
-
-    def failed_nodes(self) -> dict:
-        """node -> DAGMan's reason, in the file's order."""
-        return {n.name: n.details for n in self.nodes.values() if n.status == STATUS_ERROR}
-
-    def running_nodes(self) -> int:
-        """Nodes with a job in the queue that is not idle (DAGMan writes
-        StatusDetails "idle" when all its procs are idle)."""
-        return sum(1 for n in self.nodes.values()
-                   if n.status == STATUS_SUBMITTED and n.details != "idle")
-
-
-def dag_state(ads: list) -> DagState:
-    head = next((a for a in ads if a.get("Type") == "DagStatus"), None)
-    if head is None:
-        raise ValueError("no DagStatus ClassAd")
-    end = next((a for a in ads if a.get("Type") == "StatusEnd"), {})
-    nodes = {}
-    for a in ads:
-        if a.get("Type") == "NodeStatus":
-            nodes[a["Node"]] = NodeState(a["Node"], int(a.get("NodeStatus", 0)),
-                                         a.get("StatusDetails") or "",
-                                         int(a.get("RetryCount", 0)),
-                                         int(a.get("JobProcsQueued", 0)),
-                                         int(a.get("JobProcsHeld", 0)))
-    g = head.get
-    return DagState(status=int(g("DagStatus", 0)), total=int(g("NodesTotal", 0)),
-                    done=int(g("NodesDone", 0)), pre=int(g("NodesPre", 0)),
-                    queued=int(g("NodesQueued", 0)), post=int(g("NodesPost", 0)),
-                    ready=int(g("NodesReady", 0)), unready=int(g("NodesUnready", 0)),
-                    futile=int(g("NodesFutile", 0)), failed=int(g("NodesFailed", 0)),
-                    procs_held=int(g("JobProcsHeld", 0)), procs_idle=int(g("JobProcsIdle", 0)),
-                    timestamp=int(g("Timestamp", 0)), next_update=end.get("NextUpdate"),
-                    nodes=nodes)
-
-
-def read_status_file(path) -> DagState | None:
-    """The node status file at ``path``; None if it is not there (yet) or is
-    being rewritten (DAGMan writes a temporary file and renames it, but a
-    reader on a network file system may still see a partial file)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-        return dag_state(parse_classads(text))
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
 
 
 # ------------------------------------------------------------------ runner

@@ -10,11 +10,11 @@ Data
 Policy
     * The node is the one asked for, or the first node without parents
       whose input files all exist. Only the files its submit description
-      transfers are copied into a temporary scratch directory; the
-      interpreter is the one the submit description names; the environment
-      is the submit description's plus ``PATH=/usr/bin:/bin`` and
-      ``PYTHONNOUSERSITE=1`` -- no PYTHONPATH, no user site-packages. Nothing
-      is written into the workflow, and the scratch directory is removed.
+      transfers are copied into a scratch directory; the interpreter is the
+      one the submit description names; the environment is the submit
+      description's plus ``PATH=/usr/bin:/bin`` and ``PYTHONNOUSERSITE=1``
+      -- no PYTHONPATH, no user site-packages. Nothing is written into the
+      workflow, and the scratch directory is removed.
     * A probe first unpacks the zip (``transfer``), loads the worker, the
       payload and the inputs: every import by name happens there. Then, when
       asked (``run_task``), the job's own command runs for at most
@@ -24,12 +24,18 @@ Policy
     * ``container``: the image is not run here; an interpreter at the same
       path on this machine stands in for the image's, and what it lacks is a
       note.
+    * A workflow written with a dask or cloudpickle outside the versions
+      whose private names ``_compat.py`` was checked against gets a note
+      (the versions the manifest records).
     * Objects that could not be pickled when the workflow was written to
       look for the modules they name (the manifest's ``delivery.unscanned``)
       are reported: a module only they need may be missing from the zip.
-    * :func:`_scratch_job` starts the job (scratch directory, inputs,
-      environment, launch). The local runner has its own copy of that in
-      ``local.py``; the two are to become one (issue 11).
+    * The job's scratch directory, its inputs, its environment and the check
+      of its outputs are the local runner's (``local/launch.py``:
+      ``scratch_dir``, ``stage_inputs``, ``job_env``, ``missing_outputs``).
+      What doctor does not share with ``run_job``: it runs the probe and the
+      command under a timeout, capturing their output, and transfers nothing
+      back into the workflow.
 
 Example::
 
@@ -44,16 +50,16 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import dagfile, names, submitdesc
+from ._compat import unchecked_versions
 from .exceptions import CondorDagError
+from .local import launch
 from .manifest import read_manifest
 from .packages import module_spec
 from .results import is_error, read_error
@@ -159,6 +165,7 @@ def _doctor(rep: DoctorReport, node, timeout: float, say, run_task: bool) -> Non
     delivery = manifest.get("delivery") or {}
     rep.mode = mode = delivery.get("mode", "shared")
     _note_unscanned(rep, delivery)
+    _note_versions(rep, manifest)
     try:
         n, (cmds, files) = _pick_node(dag, wf, node, submits)
     except (CondorDagError, submitdesc.SubmitSyntaxError) as e:
@@ -181,7 +188,9 @@ def _doctor(rep: DoctorReport, node, timeout: float, say, run_task: bool) -> Non
         rep.problems.append(f"{n.submit}: {e}")
         return
     missing = _missing_module_reporter(rep, n.name, exe, mode, delivery)
-    with _scratch_job(wf, files, job_env) as job:
+    with _staged_job(rep, wf, n.name, cmds, job_env) as job:
+        if job is None:
+            return
         say(f"doctor: checking node {n.name} with {exe} (delivery={mode}) in {job.scratch}")
         if not _probe(rep, job, n.name, exe, mode, args, want, timeout, missing):
             return
@@ -207,6 +216,14 @@ def _read_workflow(rep: DoctorReport, wf: Path):
         rep.problems.append(f"cannot read the workflow: {e}")
         return None
     return manifest, dag, submits
+
+
+def _note_versions(rep: DoctorReport, manifest: dict) -> None:
+    """A note for each of dask and cloudpickle the workflow was written with
+    outside the versions ``_compat.py`` was checked against."""
+    written = manifest.get("versions") or {}
+    rep.notes.extend(unchecked_versions(
+        {k: written[k] for k in ("dask", "cloudpickle") if k in written}))
 
 
 def _note_unscanned(rep: DoctorReport, delivery: dict) -> None:
@@ -309,39 +326,37 @@ def _missing_module_reporter(rep: DoctorReport, node: str, exe: str, mode: str,
 
 @dataclass
 class _Job:
-    """A job's scratch directory and its environment (:func:`_scratch_job`)."""
+    """A job staged in its scratch directory (:func:`_staged_job`)."""
 
     scratch: Path
     env: dict
+    cmds: dict  # its expanded submit commands
 
     def run(self, argv: list, timeout: float) -> subprocess.CompletedProcess:
         """Run ``argv`` in the scratch directory (TimeoutExpired after ``timeout``)."""
         return subprocess.run(argv, cwd=self.scratch, env=self.env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout)
 
-    def missing_outputs(self, outputs) -> list:
+    def missing_outputs(self) -> list:
         """The output files the job did not leave (HTCondor would hold it)."""
-        return [f for f in outputs if not (self.scratch / f).is_file()]
+        return launch.missing_outputs(self.scratch, self.cmds)
 
 
 @contextmanager
-def _scratch_job(wf: Path, files, job_env: dict):
-    """A temporary scratch directory holding only ``files`` (copied from the
-    workflow at their relative paths, as ``preserve_relative_paths`` puts
-    them) and the job's environment; removed afterwards."""
-    scratch = tempfile.mkdtemp(prefix="condordag-doctor-")
-    try:
-        for f in files:
-            dst = Path(scratch) / f
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(wf / f, dst)
-        env = {"PATH": "/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8"),
-               "HOME": scratch, "PYTHONNOUSERSITE": "1"}
-        env.update(job_env)
-        env.update({"_CONDOR_SCRATCH_DIR": scratch, "TMPDIR": scratch})
-        yield _Job(Path(scratch), env)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+def _staged_job(rep: DoctorReport, wf: Path, node: str, cmds: dict, extra_env: dict):
+    """The local runner's scratch directory for ``node`` holding only its
+    transfer inputs, and the environment of an execute node that has nothing
+    of this machine's but its system paths; removed afterwards. None (and
+    the problem in ``rep``) when an input vanished since it was checked."""
+    with launch.scratch_dir(node) as scratch:
+        reason = launch.stage_inputs(scratch, cmds, wf)
+        if reason:
+            rep.problems.append(f"node {node}: {reason}")
+            yield None
+            return
+        base = {"PATH": "/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8"),
+                "HOME": str(scratch), "PYTHONNOUSERSITE": "1"}
+        yield _Job(scratch, launch.job_env(extra_env, str(scratch), base=base), cmds)
 
 
 def _probe(rep: DoctorReport, job: _Job, node: str, exe: str, mode: str, args: list,
@@ -393,7 +408,7 @@ def _run_task(rep: DoctorReport, job: _Job, node: str, exe: str, args: list, cmd
                          f"{timeout:g} s; stopped there")
         return
     outputs = submitdesc.split_file_list(cmds.get("transfer_output_files", ""))
-    absent = job.missing_outputs(outputs)
+    absent = job.missing_outputs()
     if absent:
         rep.problems.append(
             f"node {node} (exit code {cp.returncode}) did not leave {', '.join(absent)}; "

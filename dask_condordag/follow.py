@@ -4,7 +4,7 @@ Data
     In: the workflow's DAG file (nodes, edges, POST scripts, the ``JOBSTATE_LOG``
     it names), its manifest (node -> dask task names, result files), the
     DAGMan job's cluster id and, at each look, the lines DAGMan appended to the
-    jobstate log and the node status file (a :class:`~dask_condordag.condor.DagState`).
+    jobstate log and the node status file (a :class:`~dask_condordag.statusfile.DagState`).
     Out: calls of dask's callback protocol -- ``start``, ``start_state``,
     ``pretask``, ``posttask``, ``finish`` (dask/callbacks.py) -- on a state
     dict shaped like dask.local's (``ready``, ``waiting``, ``running``,
@@ -50,7 +50,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import condor, dagfile
+from . import dagfile
+from .statusfile import STATUS_DONE, STATUS_POSTRUN, STATUS_PRERUN, STATUS_SUBMITTED
 
 __all__ = ["parse_jobstate_line", "JobstateReader", "NodeProgress", "Follower"]
 
@@ -128,14 +129,14 @@ class NodeProgress:
         return started, done
 
     def apply_status(self, state) -> tuple:
-        """Apply a node status file (:class:`~dask_condordag.condor.DagState`)."""
+        """Apply a node status file (:class:`~dask_condordag.statusfile.DagState`)."""
         started, done = [], []
         for n in (state.nodes.values() if state is not None else ()):
-            running = n.status in (condor.STATUS_PRERUN, condor.STATUS_POSTRUN) or (
-                n.status == condor.STATUS_SUBMITTED and n.details != "idle")
-            if running or n.status == condor.STATUS_DONE:
+            running = n.status in (STATUS_PRERUN, STATUS_POSTRUN) or (
+                n.status == STATUS_SUBMITTED and n.details != "idle")
+            if running or n.status == STATUS_DONE:
                 self._start(n.name, started)
-            if n.status == condor.STATUS_DONE:
+            if n.status == STATUS_DONE:
                 self._finish(n.name, done)
         return started, done
 

@@ -17,7 +17,8 @@ Policy
       dependencies in *argument* order, so the same script gives the same order
       in every process even though dask's keys are random.
 
-The lowered expression language (also documented in ``worker.py``)::
+The lowered expression language (its tags are ``names.LIT`` ... ``names.PROC``;
+also documented in ``worker.py``)::
 
     (0, value)                       a literal
     (1, key)                         the value of another graph key
@@ -43,25 +44,27 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 
 import dask
-from dask._task_spec import (
+
+from ._compat import (
     Alias,
     DataNode,
     Dict,
     GraphNode,
+    HLGExpr,
     NestedContainer,
     Task,
     TaskRef,
-    _identity_cast,
-    _instantiate_named_tuple,
     convert_legacy_task,
+    expr_sequences,
+    identity_cast,
+    instantiate_named_tuple,
+    is_annotations_tombstone,
 )
-
 from .exceptions import GraphError, MissingKeyError
+from .names import BUILD, CALL, DICT, LIT, REF
 from .shuffle import task_shuffles
 
 __all__ = ["Call", "Const", "Link", "Graph", "read_graph", "materialize"]
-
-LIT, REF, CALL, BUILD, DICT, PROC = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -173,20 +176,14 @@ def _is_tombstone(value) -> bool:
     dask itself filters them out in ``_HLGExprSequence.__dask_annotations__``
     (dask/_expr.py). It is never a value the user gave.
     """
-    try:
-        from dask._expr import _AnnotationsTombstone
-    except ImportError:  # pragma: no cover - dask versions before the placeholder
-        return False
-    return isinstance(value, _AnnotationsTombstone)
+    return is_annotations_tombstone(value)
 
 
 def _unoptimized_hlgs(expr):
     """The raw HighLevelGraphs behind an HLG-backed expression, or None."""
-    from dask._expr import HLGExpr, _ExprSequence, _HLGExprSequence
-
     if isinstance(expr, HLGExpr):
         return [expr.hlg]
-    if isinstance(expr, (_HLGExprSequence, _ExprSequence)):
+    if isinstance(expr, expr_sequences):
         out = []
         for op in expr.operands:
             got = _unoptimized_hlgs(op)
@@ -224,9 +221,9 @@ def _lower_task(task: Task, deps: list) -> tuple:
             return (DICT, tuple(zip(items[::2], items[1::2])))
         return (BUILD, task.klass, items)
     func = task.func
-    if func is _identity_cast and set(task.kwargs) == {"typ"}:
+    if func is identity_cast and set(task.kwargs) == {"typ"}:
         return (BUILD, task.kwargs["typ"], tuple(_lower_arg(a, deps) for a in task.args))
-    if isinstance(func, functools.partial) and func.func is _instantiate_named_tuple:
+    if isinstance(func, functools.partial) and func.func is instantiate_named_tuple:
         # namedtuple(*args, **kwargs): args and kwargs are themselves lowered
         typ = func.args[0] if func.args else func.keywords["typ"]
         a, kw = task.args

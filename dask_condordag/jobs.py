@@ -126,9 +126,10 @@ def _ordered_after(value, deps):
     if not deps:
         return value
     task = dict(value.dask).get(value.key)
-    from dask._task_spec import Task, TaskRef
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
+
+    from ._compat import Task, TaskRef
 
     for v in deps:
         if not isinstance(v, Delayed):

@@ -52,6 +52,7 @@ from importlib import metadata
 import cloudpickle
 
 from . import names
+from ._compat import should_pickle_by_reference
 from .exceptions import PlanError
 from .tokens import SCALARS
 
@@ -78,7 +79,7 @@ class _Recorder:
     def __init__(self):
         found = self.found = set()
         self.failed: list = []
-        by_ref = getattr(cloudpickle.cloudpickle, "_should_pickle_by_reference", None)
+        by_ref = should_pickle_by_reference
 
         def by_reference(obj) -> bool:
             if by_ref is None:  # another cloudpickle: assume by name unless registered
@@ -143,19 +144,19 @@ def referenced_modules(plan) -> tuple[set, list]:
 
     def walk(e, where):
         tag = e[0]
-        if tag == 0:
+        if tag == names.LIT:
             value(e[1], where)
-        elif tag == 2:
+        elif tag == names.CALL:
             value(e[1], where)
             for a in e[2]:
                 walk(a, where)
             for _, a in e[3]:
                 walk(a, where)
-        elif tag == 3:
+        elif tag == names.BUILD:
             value(e[1], where)
             for a in e[2]:
                 walk(a, where)
-        elif tag == 4:
+        elif tag == names.DICT:
             for k, a in e[1]:
                 walk(k, where)
                 walk(a, where)

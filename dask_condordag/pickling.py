@@ -36,6 +36,7 @@ from contextlib import contextmanager
 
 import cloudpickle
 
+from ._compat import code_reduce
 from .exceptions import PlanError
 
 __all__ = ["by_value", "dumps"]
@@ -65,7 +66,7 @@ def _code_reduce(code):
     where the failing line is. Keeping the name lets the client show the
     line from its own copy of the file.
     """
-    func, args = cloudpickle.cloudpickle._code_reduce(code)
+    func, args = code_reduce(code)
     args = tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
     return func, args
 

@@ -54,15 +54,15 @@ from dask.utils import key_split
 from . import names
 from .exceptions import PlanError
 from .annotations import node_settings
-from .graph import BUILD, CALL, DICT, LIT, PROC, REF, Call, Const, Graph, Link
+from .config import option
+from .graph import Call, Const, Graph, Link
+from .names import BUILD, CALL, DICT, LIT, PROC, REF
 from .jobs import _call_after, _ordering, contains_procid, procid
 from .settings import NodeSettings
 from .tokens import SCALARS, Tokenizer, sha
 
 __all__ = ["PlannedTask", "PlannedData", "PlannedNode", "Output", "Plan", "make_plan"]
 
-DEFAULT_INLINE_LIMIT = 64 * 1024
-DEFAULT_ARG_LIMIT = 10 * 2**20
 GROUPINGS = ("none", "chains")
 
 
@@ -145,8 +145,8 @@ class Plan:
         return self.files[value_name]
 
 
-def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIMIT,
-              group: str = "none", arg_limit: int = DEFAULT_ARG_LIMIT) -> Plan:
+def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
+              group: str | None = None, arg_limit: int | None = None) -> Plan:
     """Plan ``graph`` (see the module docstring).
 
     ``group``: ``"none"`` makes every task its own node; ``"chains"`` puts each
@@ -155,8 +155,12 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int = DEFAULT_INLINE_LIM
     with a ``cluster`` name become one ``queue N`` node per name; a task with
     ``processes=N`` is one ``queue N`` node. A constant passed directly as
     an argument and larger than ``arg_limit`` bytes is refused: it would be
-    copied into every payload that uses it.
+    copied into every payload that uses it. Left out (None), the three are
+    the configured options (``config.option``).
     """
+    inline_limit = option("inline_limit") if inline_limit is None else inline_limit
+    group = option("group") if group is None else group
+    arg_limit = option("arg_limit") if arg_limit is None else arg_limit
     if group not in GROUPINGS:
         raise PlanError(f"group={group!r} is not one of {GROUPINGS}")
     if not names.valid_workflow_name(name):

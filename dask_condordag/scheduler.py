@@ -46,6 +46,7 @@ from dask.callbacks import local_callbacks
 from dask.core import flatten
 
 from . import names
+from ._compat import FinalizeCompute
 from .annotations import dag_settings, merge_condor
 from .condor import choose_run_mode
 from .config import options
@@ -258,8 +259,6 @@ def write(*collections, path, name=None, traverse=True, keys=None, **kwargs) -> 
             "write() was given no dask collections to compute: pass dask collections "
             "(delayed, bag, array, ...), or a graph dict with keys=[...]")
     expr = collections_to_expr(colls)
-    from dask._expr import FinalizeCompute
-
     expr = FinalizeCompute(expr).optimize()
     flat = list(flatten(expr.__dask_keys__()))
     single = len(collections) == 1

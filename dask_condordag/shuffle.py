@@ -51,10 +51,8 @@ Example::
 
 from __future__ import annotations
 
-import sys
-
-from dask._task_spec import Alias, DataNode, Task, TaskRef, convert_legacy_task
-
+from ._compat import (Alias, DataNode, Task, TaskRef, bag_core, concat_frames,
+                      convert_legacy_task, frame_disk_shuffle)
 from .exceptions import GraphError
 
 __all__ = ["task_shuffles", "frame_groups", "frame_piece", "frame_collect"]
@@ -62,13 +60,11 @@ __all__ = ["task_shuffles", "frame_groups", "frame_piece", "frame_collect"]
 
 def task_shuffles(graph: dict) -> dict:
     """Entries replacing every disk shuffle in ``graph`` (empty when none)."""
-    frames = sys.modules.get("dask.dataframe.dask_expr._shuffle")
-    bags = sys.modules.get("dask.bag.core")
+    frames = frame_disk_shuffle()
+    bags = bag_core()
     funcs = set()
     if frames is not None:
-        from dask.dataframe.shuffle import collect
-
-        funcs |= {frames.DiskShuffle._shuffle_group, collect}
+        funcs |= set(frames)
     if bags is not None:
         funcs |= {bags.partition, bags.collect}
     calls = _candidates(graph, funcs) if funcs else {}
@@ -159,10 +155,9 @@ def _refuse(key, store):
 
 
 def _frame_shuffles(calls, graph, frames) -> dict:
-    from dask.dataframe.shuffle import collect
-
     # DiskShuffle._shuffle_group(df, col, _filter, p); collect(p, part, meta, barrier)
-    writes, reads = _calls(calls, graph, frames.DiskShuffle._shuffle_group, collect, (3, 0))
+    shuffle_group, collect = frames
+    writes, reads = _calls(calls, graph, shuffle_group, collect, (3, 0))
     out: dict = {}
     for store, found in writes.items():
         inputs = _inputs(store, [(k, (args[0],) + args[1:]) for k, args in found])
@@ -197,12 +192,10 @@ def frame_piece(groups: dict, part):
 def frame_collect(meta, *pieces):
     """The rows of one output partition, as ``dask.dataframe.shuffle.collect``
     returns them from the store: ``meta`` when there are none."""
-    from dask.dataframe.core import _concat
-
     pieces = [p for p in pieces if p is not None]
     if not pieces:
         return meta
-    res = _concat(pieces)
+    res = concat_frames(pieces)
     return res if len(res) > 0 else meta
 
 

@@ -68,6 +68,7 @@ PAYLOAD_MAGIC = b"DCDAG-PAYLOAD 2\n"
 PACK_MAGIC = b"DCDAG-PACK 1\n"
 RESULT_OK = b"DCDAG-OK 2 "
 RESULT_ERR = b"DCDAG-ERR 2 "
+LIT, REF, CALL, BUILD, DICT, PROC = 0, 1, 2, 3, 4, 5  # the expression tags
 
 
 class CorruptFile(ValueError):
@@ -349,20 +350,20 @@ PROC_KEY = ("dask_condordag", "procid")
 
 def evaluate(expr, env):
     tag = expr[0]
-    if tag == 0:
+    if tag == LIT:
         return expr[1]
-    if tag == 1:
+    if tag == REF:
         return env[expr[1]]
-    if tag == 2:
+    if tag == CALL:
         args = [evaluate(a, env) for a in expr[2]]
         if expr[3]:
             return expr[1](*args, **{k: evaluate(v, env) for k, v in expr[3]})
         return expr[1](*args)
-    if tag == 3:
+    if tag == BUILD:
         return expr[1]([evaluate(a, env) for a in expr[2]])
-    if tag == 4:
+    if tag == DICT:
         return {evaluate(k, env): evaluate(v, env) for k, v in expr[1]}
-    if tag == 5:
+    if tag == PROC:
         return env[PROC_KEY]
     raise ValueError("unknown expression tag %r" % (tag,))
 

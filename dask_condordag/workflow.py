@@ -34,7 +34,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from . import condor, dagfile, names
+from . import condor, dagfile, names, statusfile
 from .exceptions import ResultMissingError, WorkflowError
 from .manifest import read_manifest
 from .workflow_pool import OnThePool
@@ -118,10 +118,10 @@ class Workflow(OnThePool):
         return [Path(p) for p in dagfile.rescue_files(str(self.dag_path))]
 
     def dag_state(self):
-        """The node status file as a :class:`~dask_condordag.condor.DagState`
+        """The node status file as a :class:`~dask_condordag.statusfile.DagState`
         (None before DAGMan or the local runner first wrote it)."""
         p = self.status_path
-        return condor.read_status_file(p) if p is not None else None
+        return statusfile.read_status_file(p) if p is not None else None
 
     def _backend(self):
         return self.backend or condor.Condor()

@@ -306,3 +306,28 @@ def test_an_object_the_module_scan_cannot_pickle_is_reported(tmp_path):
     report = doctor(wf.path, run_task=False)
     assert any("could not be pickled" in n and "key 'odd-one'" in n for n in report.notes), \
         report.summary()
+
+
+def test_doctor_stages_the_job_with_the_local_runners_launch(tmp_path, monkeypatch):
+    import io
+    import os
+
+    from dask_condordag.local import launch
+
+    staged = []
+    real = launch.stage_inputs
+
+    def spy(scratch, cmds, initialdir):
+        staged.append((scratch, initialdir))
+        return real(scratch, cmds, initialdir)
+
+    monkeypatch.setattr(launch, "stage_inputs", spy)
+    wf = dask_condordag.write(delayed(inc)(1), path=tmp_path / "wf")
+    out = io.StringIO()
+    report = doctor(wf.path, stream=out)
+    assert report.ok, report.summary()
+    ((scratch, initialdir),) = staged
+    assert initialdir == wf.path
+    # the runner's scratch name: gc knows it, and it is gone afterwards
+    assert scratch.name.startswith(names.scratch_prefix(report.node, os.getpid()))
+    assert f"in {scratch}" in out.getvalue() and not scratch.exists()

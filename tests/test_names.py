@@ -13,6 +13,12 @@ def test_shim_constants_agree_with_names():
     assert worker.PACK_MAGIC == names.PACK_MAGIC
 
 
+def test_shim_expression_tags_agree_with_names():
+    tags = ("LIT", "REF", "CALL", "BUILD", "DICT", "PROC")
+    assert [getattr(worker, t) for t in tags] == [getattr(names, t) for t in tags]
+    assert len({getattr(names, t) for t in tags}) == len(tags)
+
+
 def test_shim_imports_only_the_standard_library_at_top():
     tree = ast.parse(Path(worker.__file__).read_text())
     top = set()

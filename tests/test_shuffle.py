@@ -14,7 +14,8 @@ from dask._expr import FinalizeCompute
 from dask.base import collections_to_expr
 from dask.core import flatten
 
-from dask_condordag.graph import CALL, Call, materialize, read_graph
+from dask_condordag.graph import Call, materialize, read_graph
+from dask_condordag.names import CALL
 from dask_condordag.exceptions import GraphError
 from dask_condordag import shuffle
 

@@ -7,11 +7,10 @@ Data
     ``<dag>.lock`` (names.py lists them all).
 
 Policy
-    * The node status file follows src/condor_dagman/dag.cpp DumpNodeStatus:
-      a ``DagStatus`` ad, one ``NodeStatus`` ad per node, a ``StatusEnd``
-      ad; written through ``<file>.tmp`` and a rename, at most every
-      ``NODE_STATUS_FILE`` seconds (always at the end and on abort), and only
-      when something changed.
+    * The node status file (its format: ``statusfile.py``, as
+      src/condor_dagman/dag.cpp DumpNodeStatus writes it) is written through
+      ``<file>.tmp`` and a rename, at most every ``NODE_STATUS_FILE`` seconds
+      (always at the end and on abort), and only when something changed.
     * The jobstate log gets one line per event, as
       src/condor_dagman/jobstate_log.cpp writes it: ``time node event id - -
       seq`` (``seq`` numbers a node's attempts), and ``INTERNAL *** ... ***``
@@ -32,11 +31,9 @@ from pathlib import Path
 
 from .. import dagfile
 from ..exceptions import RunnerError
-from .state import (DAG_STATUS_ABORT, DAG_STATUS_OK, STATUS_DONE, STATUS_ERROR,
-                     STATUS_FUTILE, STATUS_NAMES, STATUS_NOT_READY, STATUS_POSTRUN,
-                     STATUS_PRERUN, STATUS_READY, STATUS_SUBMITTED)
+from ..statusfile import status_text
 
-__all__ = ["dag_path", "load_dag", "StatusFile", "status_text", "JobstateLog", "Journal",
+__all__ = ["dag_path", "load_dag", "StatusFile", "JobstateLog", "Journal",
            "Lock", "locked", "write_rescue"]
 
 
@@ -86,12 +83,6 @@ def write_rescue(path: Path, dag, done, failed) -> Path:
     return target
 
 
-def _classad_str(s: str) -> str:
-    """A ClassAd string literal (what ClassAdUnParser writes)."""
-    out = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{out}"'
-
-
 class StatusFile:
     """The ``NODE_STATUS_FILE path min_interval`` of a DAG (Dag::DumpNodeStatus)."""
 
@@ -114,82 +105,6 @@ class StatusFile:
         self.last_write = now
         write_atomic(self.path, status_text(m, self.dag_name, final=final, start=now,
                                             min_interval=self.min_interval))
-
-
-def status_text(m, dag_name: str, *, final: bool, start: float, min_interval: int) -> str:
-    """The node status file for the state of ``m`` (a ``dagman.Dagman``)."""
-    nodes = m.nodes.values()
-    done = len(m.done)
-    fin = final and (not m.aborted or m.finished_at_abort)
-    mark = False
-    note = ""
-    dag_job_status = STATUS_SUBMITTED
-    if fin and (done == len(m.nodes) or (m.aborted and m.dag_status == DAG_STATUS_OK)):
-        dag_job_status, note, mark = STATUS_DONE, "success", True
-    elif fin and m.failed_count > 0:
-        dag_job_status, mark = STATUS_ERROR, True
-        note = "aborted" if m.dag_status == DAG_STATUS_ABORT else "failed"
-    elif m.aborted:
-        dag_job_status, note, mark = STATUS_ERROR, "aborted", True
-    count = {s: sum(1 for x in nodes if x.status == s) for s in range(8)}
-    # NodesQueued is DAGMan's count of nodes with jobs in the queue
-    # (Dag::NumNodesSubmitted), whatever their status.
-    pre, post = count[STATUS_PRERUN], count[STATUS_POSTRUN]
-    queued = sum(1 for x in nodes if x.queued > 0)
-    failed = m.failed_count
-    idle = sum(len(x.idle) for x in nodes)
-    if mark:
-        failed += pre + queued + post
-        pre = queued = post = idle = 0
-    in_readyq = {e[2] for e in m.readyq}
-    unready = count[STATUS_NOT_READY] + sum(
-        1 for x in nodes if x.status == STATUS_READY and x.name not in in_readyq)
-    out = ["[", '  Type = "DagStatus";', "  DagFiles = {",
-           f"    {_classad_str(dag_name)}", "  };",
-           f"  Timestamp = {int(start)}; /* {_classad_str(time.ctime(int(start)))} */",
-           f"  DagStatus = {dag_job_status}; /* "
-           f"{_classad_str(STATUS_NAMES[dag_job_status] + ' (' + note + ')')} */",
-           f"  NodesTotal = {len(m.nodes)};", f"  NodesDone = {done};",
-           f"  NodesPre = {pre};", f"  NodesQueued = {queued};", f"  NodesPost = {post};",
-           f"  NodesReady = {len(m.readyq)};", f"  NodesUnready = {unready};",
-           f"  NodesFutile = {m.futile_count};", f"  NodesFailed = {failed};",
-           "  JobProcsHeld = 0;", f"  JobProcsIdle = {idle}; /* includes held */", "]"]
-    for x in nodes:
-        out += _node_ad(x, mark)
-    end = time.time()
-    if final:
-        nxt, nxt_s = 0, "none"
-    else:
-        nxt = int(end) + min_interval
-        nxt_s = time.ctime(nxt)
-    out += ["[", '  Type = "StatusEnd";',
-            f"  EndTime = {int(end)}; /* {_classad_str(time.ctime(int(end)))} */",
-            f"  NextUpdate = {nxt}; /* {_classad_str(nxt_s)} */", "]"]
-    return "\n".join(out) + "\n"
-
-
-def _node_ad(x, mark: bool) -> list:
-    status, detail, procs = x.status, "", x.queued if x.status == STATUS_SUBMITTED else 0
-    if status == STATUS_SUBMITTED:
-        if mark:
-            status, detail, procs = STATUS_ERROR, "Was STATUS_SUBMITTED", 0
-        else:
-            detail = "idle" if 0 in x.idle else "not_idle"
-    elif status == STATUS_ERROR:
-        detail = x.error
-    elif status in (STATUS_PRERUN, STATUS_POSTRUN):
-        if mark:
-            detail = f"Was {STATUS_NAMES[status]}"
-            status = STATUS_ERROR
-    elif status == STATUS_FUTILE:
-        detail = "Had an ancestor node fail"
-    elif status == STATUS_DONE and x.predone:
-        detail = "User defined as DONE"
-    return ["[", '  Type = "NodeStatus";', f"  Node = {_classad_str(x.name)};",
-            f"  NodeStatus = {status}; /* {_classad_str(STATUS_NAMES[status])} */",
-            f"  StatusDetails = {_classad_str(detail)};",
-            f"  RetryCount = {x.retries};", f"  JobProcsQueued = {procs};",
-            "  JobProcsHeld = 0;", "]"]
 
 
 class JobstateLog:

@@ -49,6 +49,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -57,7 +58,8 @@ from .. import names, submitdesc
 from ..exceptions import RunnerError
 from .state import SubmitRefused
 
-__all__ = ["JobOutcome", "run_job", "Launcher", "Submits"]
+__all__ = ["JobOutcome", "run_job", "scratch_dir", "stage_inputs", "job_env",
+           "missing_outputs", "Launcher", "Submits"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +98,14 @@ class JobOutcome:
     removed: bool = False
 
 
-def _job_env(extra: dict, scratch: str, getenv: bool = False) -> dict:
+def job_env(extra: dict, scratch: str, getenv: bool = False, base: dict | None = None) -> dict:
+    """The environment of a job in ``scratch``: ``base`` (default: a few of
+    this machine's settings, or all of them with ``getenv``), the submit
+    description's ``extra``, then ``_CONDOR_SCRATCH_DIR`` and ``TMPDIR``."""
     if getenv:
         env = dict(os.environ)
+    elif base is not None:
+        env = dict(base)
     else:
         env = {k: v for k, v in os.environ.items()
                if k in _PASS_ENV or k.startswith(_PASS_ENV_PREFIXES)}
@@ -116,6 +123,41 @@ def _node_macros(node, retry: int) -> dict:
     macros = {"JOB": node.name, "RETRY": str(retry)}
     macros.update(node.vars)
     return macros
+
+
+@contextmanager
+def scratch_dir(node: str):
+    """A job's scratch directory, ``$TMPDIR/condordag-scratch-<pid>-<node>-...``
+    (``names.scratch_prefix``, which ``gc`` knows), removed afterwards."""
+    path = tempfile.mkdtemp(prefix=names.scratch_prefix(node, os.getpid()))
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def stage_inputs(scratch: Path, cmds: dict, initialdir: Path) -> str | None:
+    """Copy the job's ``transfer_input_files`` (``cmds``: its expanded submit
+    commands) from ``initialdir`` into ``scratch``, at their relative paths
+    with ``preserve_relative_paths``, flat otherwise; the reason the job
+    would go on hold when one is missing, else None."""
+    preserve = _is_true(cmds.get("preserve_relative_paths", "false"))
+    for entry in submitdesc.split_file_list(cmds.get("transfer_input_files", "")):
+        src = initialdir / entry
+        dst = scratch / (entry if preserve and not os.path.isabs(entry) else os.path.basename(entry))
+        if not src.is_file():
+            return (f"input file {entry} (from transfer_input_files) does not exist at "
+                    f"{src}; on a pool the job would go ON HOLD (transfer input files failure)")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    return None
+
+
+def missing_outputs(scratch: Path, cmds: dict) -> list:
+    """The ``transfer_output_files`` the job did not leave in ``scratch`` (on a
+    pool, each puts the job on hold)."""
+    return [f for f in submitdesc.split_file_list(cmds.get("transfer_output_files", ""))
+            if not (scratch / f).is_file()]
 
 
 def run_job(workdir: Path, node, submit, *, retry: int = 0, cluster: int = 1,
@@ -146,24 +188,19 @@ def run_job(workdir: Path, node, submit, *, retry: int = 0, cluster: int = 1,
     exe_path = exe if os.path.isabs(exe) else str(initialdir / exe)
     try:
         args = submitdesc.split_arguments(cmds.get("arguments", ""))
-        job_env = submitdesc.parse_environment(cmds.get("environment", ""))
+        extra_env = submitdesc.parse_environment(cmds.get("environment", ""))
     except submitdesc.SubmitSyntaxError as e:
         return fail(f"submit description {node.submit}: {e}")
     preserve = _is_true(cmds.get("preserve_relative_paths", "false"))
-    scratch = tempfile.mkdtemp(prefix=names.scratch_prefix(node.name, os.getpid()))
-    try:
-        for entry in submitdesc.split_file_list(cmds.get("transfer_input_files", "")):
-            src = initialdir / entry
-            dst = Path(scratch) / (entry if preserve and not os.path.isabs(entry) else os.path.basename(entry))
-            if not src.is_file():
-                return fail(f"input file {entry} (from transfer_input_files) does not exist at "
-                            f"{src}; on a pool the job would go ON HOLD (transfer input files failure)")
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+    with scratch_dir(node.name) as scratch_path:
+        scratch = str(scratch_path)
+        reason = stage_inputs(scratch_path, cmds, initialdir)
+        if reason:
+            return fail(reason)
         if _is_true(cmds.get("transfer_executable", "true")) and not os.path.isabs(exe):
             shutil.copy2(exe_path, Path(scratch) / os.path.basename(exe))
             exe_path = str(Path(scratch) / os.path.basename(exe))
-        env = _job_env(job_env, scratch, _is_true(cmds.get("getenv", "false")))
+        env = job_env(extra_env, scratch, _is_true(cmds.get("getenv", "false")))
         out_path = initialdir / cmds["output"] if cmds.get("output") else None
         err_path = initialdir / cmds["error"] if cmds.get("error") else None
         for p in (out_path, err_path):
@@ -203,8 +240,6 @@ def run_job(workdir: Path, node, submit, *, retry: int = 0, cluster: int = 1,
             what = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
             return fail(f"job proc {cluster}.{process} {what}", code)
         return JobOutcome(node.name, True, 0, "", time.monotonic() - start, process)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -19,19 +19,18 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+from ..statusfile import (  # noqa: F401 - the machine's status codes, defined with the file
+    DAG_STATUS_ABORT, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_OK, STATUS_DONE,
+    STATUS_ERROR, STATUS_FUTILE, STATUS_NAMES, STATUS_NOT_READY, STATUS_POSTRUN,
+    STATUS_PRERUN, STATUS_READY, STATUS_SUBMITTED,
+)
+
 __all__ = ["Node", "Schedd", "script_argv", "Log", "Execute", "Remove", "RunScript",
            "Started", "Done", "Abort", "WriteRescue", "SubmitRefused"]
 
 # src/condor_dagman/dag.cpp
 DAG_ERROR_CONDOR_SUBMIT_FAILED = -1001
 DAG_ERROR_CONDOR_JOB_ABORTED = -1002
-# DAG_STATUS values (manual: dagman-scripts.rst, $DAG_STATUS)
-DAG_STATUS_OK, DAG_STATUS_ERROR, DAG_STATUS_NODE_FAILED, DAG_STATUS_ABORT = 0, 1, 2, 3
-# Node status values and names (src/condor_dagman/node.cpp status_t_names)
-(STATUS_NOT_READY, STATUS_READY, STATUS_PRERUN, STATUS_SUBMITTED, STATUS_POSTRUN,
- STATUS_DONE, STATUS_ERROR, STATUS_FUTILE) = range(8)
-STATUS_NAMES = ("STATUS_NOT_READY", "STATUS_READY", "STATUS_PRERUN", "STATUS_SUBMITTED",
-                "STATUS_POSTRUN", "STATUS_DONE", "STATUS_ERROR", "STATUS_FUTILE")
 
 
 class SubmitRefused(Exception):
