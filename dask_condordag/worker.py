@@ -18,6 +18,12 @@ Contract (the client side relies on every point):
       temporary name and renamed.
     * Exit status 0 when every task succeeded, 1 otherwise, so DAGMan's RETRY
       and rescue DAGs work.
+    * In a node of several tasks the report names the task that failed
+      (``task``, ``key``), and the outputs written before it stay; the values
+      it (and the tasks after it) read from tasks that finished travel in the
+      report (``keep_finished``), so that the next write of the workflow
+      starts again at the failed task. A timeout (``max_runtime``) or a
+      killed process keeps nothing.
     * A result that is a lazy iterator (a generator, map, filter, zip, an
       itertools object; also one in a returned list or tuple) is made a list
       before it is written, as ``dask.bag.core.reify`` does. A result that
@@ -36,7 +42,10 @@ imports ``seal``/``unseal`` from here, so there is one implementation):
     error    = b"DCDAG-ERR 2 <sha256 of body> <file stem>\\n" + a JSON report
                (exc_type, message, traceback, host, python, node, task, key,
                and exc_pickle: the exception object itself with its
-               __cause__/__context__ chain, see ``pack_exception``)
+               __cause__/__context__ chain, see ``pack_exception``; in a
+               node of several tasks, ``finished``: the sealed results of the
+               tasks that finished and that the tasks which did not run
+               read, see ``keep_finished``)
 Every file is checked (checksum, and the stem it names is its own) before
 anything in it is unpickled: a truncated, corrupted or renamed file is
 reported, never loaded.

@@ -581,6 +581,7 @@ class Workflow:
         if is_error(file):
             report = read_error(file)
             node = report.get("node") or ""
+            keep_finished(self.path, report)  # what finished before the failure
             if report.get("task") and names.result_file(report["task"]) not in str(file):
                 key = report.get("key")  # another task of its node failed: that one's key
             raise remote_exception(report, key=key, logs=self.logs(node, report.get("proc")))

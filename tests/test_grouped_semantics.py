@@ -113,6 +113,8 @@ def test_inspect_errors_and_lookups_per_key(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "task b_" in out and "b_" in out.split("results:")[1] and "= 2" in out
     assert "failed in task c_" in out
+    assert cli(["result", wf, "--key", "b"]) == 0
+    assert capsys.readouterr().out.strip() == "2"
     w = dask_condordag.Workflow.open(wf)
     assert w.value("b") == 2 and w.value("'b'") == 2
     with pytest.raises(ValueError, match="bad step c"):
