@@ -158,24 +158,33 @@ def _versions() -> dict:
     }
 
 
-def _manifest(plan, *, python, done, versions, digests, packs, full=None) -> dict:
-    """The manifest of ``plan`` (the plan as it runs); ``full``: the plan
-    before reuse cut its nodes down (``tasks`` lists all of a node's tasks
-    and ``reused_tasks`` those not run again)."""
-    full = full or plan
+def _manifest(plan, *, python, done, versions, digests, packs, full=(None, ())) -> dict:
+    """The manifest of ``plan`` (the plan as it runs); ``full``: (the plan
+    before reuse cut its nodes down, the reused task names): ``tasks`` lists
+    all of a node's tasks, ``outputs`` also the reused ones (their files
+    stay: ``gc`` and ``result`` read this), ``reused_tasks`` those whose
+    results are reused instead of running them again."""
+    whole, have = full
+    whole = whole or plan
     nodes = {}
     for node in plan.nodes.values():
-        tasks = full.nodes[node.name].tasks
+        full_node = whole.nodes[node.name]
+        tasks = full_node.tasks
+        outputs = node.outputs
+        if full_node is not node:
+            outputs = {t: f for t, f in full_node.outputs.items()
+                       if t in node.outputs or t in have}
         nodes[node.name] = {  # (tuples are written as JSON arrays)
             "tasks": {t.name: repr(t.key) for t in tasks},
-            "outputs": node.outputs,
+            "outputs": outputs,
             "parents": node.parents,
             "payload": packs[node.name],
             "sha256": digests[node.name],  # of the node's payload in that pack
         }
-        if len(tasks) != len(node.tasks):
+        if full_node is not node:
             runs = {t.name for t in node.tasks}
-            nodes[node.name]["reused_tasks"] = [t.name for t in tasks if t.name not in runs]
+            nodes[node.name]["reused_tasks"] = [t.name for t in tasks
+                                                if t.name not in runs and t.name in have]
     for node in plan.nodes.values() if plan.reruns else ():
         why = [r for t in node.tasks for r in plan.reruns.get(t.name, ())]
         if why:  # tokens.py: what it reads cannot be hashed; shown by inspect
@@ -297,9 +306,9 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
     sent_by_value = user_modules() | by_value_modules(delivery)
     stage = _stage(path, dmode)
     try:
-        full = plan
+        full, have = plan, set()
         if existing is not None and not force:
-            plan, done = _reusable_nodes(plan, path, existing)
+            plan, done, have = _reusable_nodes(plan, path, existing)
         else:
             done = set()
         for d in _DIRS:
@@ -315,7 +324,7 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
             _write_bytes(stage / rel, data, fmode)
         manifest = _render_files(plan, stage, fmode, python=python, dag=dag or DagSettings(),
                                  delivery=delivery, packs=packer.packs, done=done,
-                                 versions=versions, digests=digests, full=full)
+                                 versions=versions, digests=digests, full=(full, have))
         if _commit(stage, path, plan.name, existing is None,
                    packer.files if pool is None else None):
             stage = None
@@ -364,7 +373,8 @@ def _check_target(path: Path, name: str) -> tuple:
 
 
 def _reusable_nodes(plan, path: Path, existing: dict | None = None) -> tuple:
-    """``(the plan to run, the nodes written DONE)``: reuse per task.
+    """``(the plan to run, the nodes written DONE, the tasks whose results
+    are reused)``: reuse per task.
 
     A task of a ``single`` node whose result file at ``path`` is whole is
     not computed again, whatever grouping wrote it; damaged results are set
@@ -413,7 +423,7 @@ def _reusable_nodes(plan, path: Path, existing: dict | None = None) -> tuple:
             if p not in read_nodes:  # waited for without reading (after=): as before
                 needed.update(plan.nodes[p].outputs)
     done = {n for n in plan.nodes if n not in run}
-    return _pruned(plan, run, have), done
+    return _pruned(plan, run, have), done, have
 
 
 def _pruned(plan, run: dict, have: set):
@@ -489,7 +499,8 @@ def _stage_values(plan, stage: Path, fmode: int, existing: Path | None, keys, re
 
 
 def _render_files(plan, stage: Path, fmode: int, *, python: str, dag: DagSettings, delivery,
-                  packs: dict, done: set, versions: dict, digests: dict, full=None) -> dict:
+                  packs: dict, done: set, versions: dict, digests: dict,
+                  full: tuple = (None, ())) -> dict:
     """Write the worker shim, the submit descriptions, the DAG (and CONFIG)
     file and the manifest under ``stage``; returns the manifest."""
     _write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes(), fmode)
