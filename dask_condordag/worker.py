@@ -674,7 +674,11 @@ def run(node, proc, pack):
             stage, " task %s" % task if task else "", report["exc_type"], report["message"]))
         sys.stderr.write(report["traceback"])
         if mode_of(meta) == "single" and task is not None:
-            kept = keep_finished(tasks_run, env, finished, task, meta)
+            try:
+                kept = keep_finished(tasks_run, env, finished, task, meta)
+            except BaseException as e:  # noqa: B902 - the reports must still be written
+                log("finished results not kept (%s: %s)" % (type(e).__name__, e))
+                kept = None
             if kept:
                 report["finished"] = kept
         for name, path in outputs.items():

@@ -12,8 +12,10 @@ Policy
       payloads are built in a sibling first, then moved in one by one, and the
       DAG file, submit description and manifest are each replaced by rename
       (manifest last). Results already there are never touched: their names
-      are content hashes, so a result that exists belongs to the same task,
-      and its node is written ``DONE``.
+      are content hashes, so a result that exists belongs to the same task.
+      Reuse is per task, whatever grouping wrote it (``_reusable_nodes``): a
+      node runs only its tasks that must run, reading the reused results; a
+      node with nothing to run is written ``DONE``.
     * Anything else at the path (another workflow, or files that are not a
       workflow) is refused before anything is written.
     * Payloads go into packs of up to ``names.PACK_NODES`` (256 KiB at most;
