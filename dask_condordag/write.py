@@ -391,14 +391,17 @@ def _reusable_nodes(plan, path: Path, existing: dict | None = None) -> tuple:
     if existing:
         _keep_finished(existing, path)
     quarantine = path / names.LOGS_DIR / "corrupt"
+    try:  # one listing instead of a stat per task
+        present = set(os.listdir(path / names.RESULTS_DIR))
+    except FileNotFoundError:
+        present = set()
     have = set()
     for node in plan.nodes.values():
         if node.mode == "single":
             for t in node.tasks:
-                f = path / names.result_file(t.name)
-                if t.name in node.outputs or f.exists():
-                    if _reusable(f, quarantine):
-                        have.add(t.name)
+                rel = names.result_file(t.name)
+                if rel.rpartition("/")[2] in present and _reusable(path / rel, quarantine):
+                    have.add(t.name)
     task_node = plan.task_node
     needed = {o.name for o in plan.outputs if o.kind == "task"}
     run: dict = {}  # node name -> tasks to run (all of them for clusters)
