@@ -180,7 +180,8 @@ def _cmd_errors(args) -> int:
 
 
 def _cmd_result(args) -> int:
-    value = open_workflow(args.path).result()
+    wf = open_workflow(args.path)
+    value = wf.value(args.key) if args.key is not None else wf.result()
     if args.output:
         with open(args.output, "wb") as f:
             pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -257,6 +258,9 @@ def parser() -> argparse.ArgumentParser:
     cmd("errors", _cmd_errors, "failed tasks with their remote tracebacks, held jobs")
     res = cmd("result", _cmd_result, "print the result, or pickle it with -o")
     res.add_argument("-o", "--output", help="pickle the result to this file")
+    res.add_argument("-k", "--key", metavar="KEY_OR_TASK",
+                     help="the value of one task instead (its key as the manifest shows "
+                          "it, or its task name), also inside a node of several tasks")
     cmd("remove", _cmd_remove, "condor_rm the workflow's DAGMan job (and its node jobs)")
     i = cmd("inspect", cmd_inspect,
             "show a node's payload (functions, arguments, inputs) and its result or error")

@@ -38,7 +38,8 @@ import sys
 from . import names
 from .doctor import doctor
 from .exceptions import CondorDagError, WorkflowError
-from .results import is_error, is_ok, read_error, read_result, remote_traceback
+from .results import (is_error, is_ok, keep_finished, read_error, read_result,
+                      remote_traceback)
 from .worker import CorruptFile, check_payload, read_payload
 from .workflow import Workflow
 
@@ -172,10 +173,22 @@ def cmd_inspect(args) -> int:
                 report = read_error(p)
                 print(f"    {task}: {f} holds an error report: {report.get('exc_type')}: "
                       f"{report.get('message')} (on {report.get('host')})")
+                keep_finished(wf.path, report)  # the tasks that finished before it
+                if report.get("task") and report["task"] != task:
+                    print(f"      (failed in task {report['task']}, key {report.get('key')}, "
+                          "of this node)")
                 for line in remote_traceback(report).splitlines():
                     print(f"      {line}")
             else:
                 print(f"    {task}: {f} (not there yet)")
+    # tasks of a node of several tasks whose values stay inside it: shown when
+    # written (kept when a later task failed, or by an earlier grouping)
+    for task in info["tasks"]:
+        f = names.result_file(task)
+        if task not in info["outputs"] and is_ok(wf.path / f):
+            print(f"    {task}: {f} = {_short(read_result(wf.path / f))}")
+    for task in info.get("reused_tasks") or ():
+        print(f"  reused (not run again): {task}")
     out, err = wf.logs(node)
     print(f"  logs: {out}, {err}")
     return 1 if failed else 0

@@ -18,7 +18,9 @@ Policy
       workflow again); a DAGMan started by hand with ``condor_submit_dag``
       keeps ``<dag>.lock`` while it runs (``workflow.dagman_by_hand``).
       Whatever cannot be told is kept.
-    * In every other workflow, the files that no node of its manifest names:
+    * In every other workflow, the files that no node of its manifest names
+      (nor, for results, any of its tasks: a task inside a grouped node may
+      have its own result, kept when a later task failed):
       ``results/`` (results of tasks of earlier versions of the graph, and
       transfers a killed run left half done), payload packs in ``nodes/``,
       constants in ``data/``, and in ``logs/`` the job logs of other nodes
@@ -230,6 +232,9 @@ def unnamed_files(path: Path, manifest: dict) -> list:
     names: ``Item``s of kind result, pack, data and log."""
     nodes = manifest.get("nodes", {})
     named = {f for info in nodes.values() for fs in info.get("outputs", {}).values() for f in fs}
+    # a task inside a node of several tasks may have its own result too: kept
+    # when a later task of its node failed, or written by another grouping
+    named |= {names.result_file(t) for info in nodes.values() for t in info.get("tasks", {})}
     named |= {info.get("payload") for info in nodes.values()}
     named |= set((manifest.get("data") or {}).values())
     logs = {os.path.basename(f) for n in nodes for f in names.log_files(n)}

@@ -52,7 +52,7 @@ from . import names
 from .exceptions import CorruptResultError, RemoteError, WorkflowError
 from .worker import CorruptFile, unseal
 
-__all__ = ["read_result", "read_error", "remote_exception", "remote_traceback", "is_error",
+__all__ = ["read_result", "read_error", "keep_finished", "remote_exception", "remote_traceback", "is_error",
            "is_ok", "verify", "RemoteFailure", "add_note"]
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,37 @@ def read_error(path) -> dict:
     if magic != names.RESULT_ERR:
         raise WorkflowError(f"{path} does not hold an error report")
     return json.loads(bytes(body).decode("utf-8"))
+
+
+def keep_finished(root, report: dict) -> list:
+    """Write the results an error report carries (``report["finished"]``, see
+    ``worker.keep_finished``: the tasks of a node of several tasks that
+    finished before one failed) as their own result files under the workflow
+    directory ``root``; returns the task names written. Each is verified
+    (checksum, and that it names its own file) first; one already there is
+    left alone (names are content hashes: it is the same result)."""
+    import base64
+
+    from .worker import write_atomic
+
+    written = []
+    for task, b64 in (report.get("finished") or {}).items():
+        rel = names.result_file(task)
+        path = Path(root) / rel
+        if verify(path):
+            continue
+        try:
+            data = base64.b64decode(b64)
+            magic, _ = unseal(data, rel)
+        except (ValueError, CorruptFile) as e:
+            logger.warning("the kept result of task %s in an error report is damaged (%s); "
+                           "the task will run again", task, e)
+            continue
+        if magic != names.RESULT_OK:
+            continue
+        write_atomic(str(path), data, b"")
+        written.append(task)
+    return written
 
 
 def read_result(path, key=None):

@@ -18,6 +18,12 @@ Contract (the client side relies on every point):
       temporary name and renamed.
     * Exit status 0 when every task succeeded, 1 otherwise, so DAGMan's RETRY
       and rescue DAGs work.
+    * In a node of several tasks the report names the task that failed
+      (``task``, ``key``), and the outputs written before it stay; the values
+      it (and the tasks after it) read from tasks that finished travel in the
+      report (``keep_finished``), so that the next write of the workflow
+      starts again at the failed task. A timeout (``max_runtime``) or a
+      killed process keeps nothing.
     * A result that is a lazy iterator (a generator, map, filter, zip, an
       itertools object; also one in a returned list or tuple) is made a list
       before it is written, as ``dask.bag.core.reify`` does. A result that
@@ -36,7 +42,10 @@ imports ``seal``/``unseal`` from here, so there is one implementation):
     error    = b"DCDAG-ERR 2 <sha256 of body> <file stem>\\n" + a JSON report
                (exc_type, message, traceback, host, python, node, task, key,
                and exc_pickle: the exception object itself with its
-               __cause__/__context__ chain, see ``pack_exception``)
+               __cause__/__context__ chain, see ``pack_exception``; in a
+               node of several tasks, ``finished``: the sealed results of the
+               tasks that finished and that the tasks which did not run
+               read, see ``keep_finished``)
 Every file is checked (checksum, and the stem it names is its own) before
 anything in it is unpickled: a truncated, corrupted or renamed file is
 reported, never loaded.
@@ -532,6 +541,72 @@ def start_watchdog(seconds, meta, outputs, state):
     return t
 
 
+def mode_of(meta):
+    return meta.get("mode", "single")
+
+
+def expr_reads(expr, out):
+    """Add the value names ``expr`` references (tag 1) to the set ``out``."""
+    tag = expr[0]
+    if tag == 1:
+        out.add(expr[1])
+    elif tag == 2:
+        for a in expr[2]:
+            expr_reads(a, out)
+        for _, v in expr[3]:
+            expr_reads(v, out)
+    elif tag == 3:
+        for a in expr[2]:
+            expr_reads(a, out)
+    elif tag == 4:
+        for k, v in expr[1]:
+            expr_reads(k, out)
+            expr_reads(v, out)
+    return out
+
+
+def keep_finished(tasks, env, finished, failed, meta):
+    """The results to keep when task ``failed`` of a node of several tasks
+    fails: ``{task: base64 of its sealed result file results/<task>.pkl}``
+    for each task that finished, is not an output of the node (outputs are
+    already written) and is read by a task that did not run (``failed`` or a
+    later one). Exactly what a later run needs to start again at ``failed``:
+    the client writes them as the tasks' own result files, and the next write
+    of the workflow reads them instead of computing them again. They travel
+    inside the error report, which is an output the job transfers back anyway
+    (an extra file would have to be listed in ``transfer_output_files`` and
+    exist on every path out). A value that cannot be pickled, or a lazy
+    iterator (a later task may have consumed part of it), is not kept: its
+    task reruns."""
+    import binascii
+
+    names_ = [t for t, _ in tasks]
+    if failed not in names_:
+        return {}
+    at = names_.index(failed)
+    wanted = set()
+    for _, expr in tasks[at:]:
+        expr_reads(expr, wanted)
+    keys = meta.get("keys", {})
+    out = {}
+    for t in names_[:at]:
+        if t in wanted and t not in finished and t in env:
+            v = env[t]
+            if _lazy(v) or (type(v) in (list, tuple) and any(_lazy(x) for x in v)):
+                log("result of finished task %s not kept: a lazy iterator that a later "
+                    "task may have consumed" % t)
+                continue
+            path = "results/%s.pkl" % t
+            try:
+                body = dumps(env[t], t, keys.get(t))
+            except Exception as e:  # noqa: B902 - not kept: it reruns
+                log("result of finished task %s not kept (%s: %s)" % (t, type(e).__name__, e))
+                continue
+            out[t] = binascii.b2a_base64(seal(RESULT_OK, path, body) + body,
+                                         newline=False).decode("ascii")
+    return out
+
+
 def run(node, proc, pack):
     meta = {"node": node}
     outputs = {}
@@ -539,6 +614,7 @@ def run(node, proc, pack):
     task = None
     finished = set()
     watch = {"finished": finished}
+    tasks_run, env = [], {}
     try:
         meta, body = read_payload(node, pack)
         meta["proc"] = proc
@@ -568,6 +644,7 @@ def run(node, proc, pack):
                 % (e, sys.executable, platform.python_version()), name=e.name) from None
         if mode == "cluster":
             tasks = [tasks[proc]]
+        tasks_run = tasks
         env = {PROC_KEY: proc}
         for name, path in meta["inputs"].items():
             stage = "loading input %s" % (path,)
@@ -597,6 +674,14 @@ def run(node, proc, pack):
         log("FAILED while %s%s: %s: %s" % (
             stage, " task %s" % task if task else "", report["exc_type"], report["message"]))
         sys.stderr.write(report["traceback"])
+        if mode_of(meta) == "single" and task is not None:
+            try:
+                kept = keep_finished(tasks_run, env, finished, task, meta)
+            except BaseException as e:  # noqa: B902 - the reports must still be written
+                log("finished results not kept (%s: %s)" % (type(e).__name__, e))
+                kept = None
+            if kept:
+                report["finished"] = kept
         for name, path in outputs.items():
             if name not in finished:
                 write_error(path, report)

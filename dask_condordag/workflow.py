@@ -38,7 +38,8 @@ from . import condor, dagfile, names, statusfile
 from .exceptions import ResultMissingError, WorkflowError
 from .manifest import read_manifest
 from .workflow_pool import OnThePool
-from .results import is_error, is_ok, read_error, read_result, remote_exception
+from .results import (is_error, is_ok, keep_finished, read_error, read_result,
+                      remote_exception)
 
 __all__ = ["Workflow", "local_runner", "dagman_by_hand"]
 
@@ -207,9 +208,10 @@ class Workflow(OnThePool):
     def _result_counts(self) -> dict:
         """Counts of nodes ``done``, ``failed`` and ``pending`` (from the result files)."""
         done = failed = 0
-        for info in self.nodes.values():
+        reused = set(self.manifest.get("reused") or ())  # DONE, maybe without its outputs
+        for node, info in self.nodes.items():
             files = [self.path / f for fs in info["outputs"].values() for f in fs]
-            if files and all(is_ok(f) for f in files):
+            if node in reused or (files and all(is_ok(f) for f in files)):
                 done += 1
             elif any(is_error(f) for f in files):
                 failed += 1
@@ -245,13 +247,23 @@ class Workflow(OnThePool):
         """Error reports of the failed tasks, in the DAG's order, each with
         ``logs`` (paths of the job's stdout/stderr) added."""
         out = []
+        seen = set()
         for node, info in self.nodes.items():
             for task, files in info["outputs"].items():
                 key = info["tasks"].get(task)
                 p = next((self.path / f for f in files if is_error(self.path / f)), None)
                 if p is not None:
                     report = read_error(p)
-                    report.setdefault("key", key)
+                    # one failure in a node of several outputs is in each of them
+                    once = (node, report.get("proc"), report.get("task"), report.get("time"),
+                            report.get("message"))
+                    if once in seen:
+                        continue
+                    seen.add(once)
+                    if len(info["tasks"]) > 1:
+                        keep_finished(self.path, report)  # what finished before the failure
+                    if report.get("key") is None:  # the process died: the output's key
+                        report["key"] = key
                     report["logs"] = [str(x) for x in self.logs(node, report.get("proc"))]
                     report["file"] = str(p)
                     report.setdefault("kind", "error")
@@ -297,10 +309,44 @@ class Workflow(OnThePool):
         repack = stored.get("repack")
         return repack(values) if repack is not None else values
 
+    def value(self, what):
+        """The value of one task, given by its key (as the manifest shows it,
+        ``repr(key)``, or a string key itself) or its task name: also a task
+        inside a node of several tasks, when its result was written (it is
+        read outside its node or requested, or it was kept when a later task
+        of its node failed). Raises the task's exception if it failed, and
+        ResultMissingError when it has no result."""
+        task = self._task_named(what)
+        file = self.path / names.result_file(task)
+        if is_ok(file):
+            return read_result(file, key=what)
+        node = next(n for n, info in self.nodes.items() if task in info["tasks"])
+        for report in self._task_errors():
+            if report.get("task") == task:
+                raise remote_exception(report, key=report.get("key"), logs=report["logs"])
+        raise ResultMissingError(
+            f"task {task} (key {self.nodes[node]['tasks'][task]}) has no result in "
+            f"{self.path}: its node {node} has not run, or the task ran inside it and "
+            "only the values read outside the node, requested, or kept when a later "
+            "task failed are written")
+
+    def _task_named(self, what) -> str:
+        wanted = {what, repr(what)} if isinstance(what, str) else {repr(what)}
+        hits = {t for info in self.nodes.values() for t, k in info["tasks"].items()
+                if t in wanted or k in wanted}
+        if len(hits) != 1:
+            raise WorkflowError(
+                f"{what!r} {'matches several tasks' if hits else 'is not a task or key'} "
+                f"of the workflow at {self.path} (see {self.path / names.MANIFEST})")
+        return hits.pop()
+
     def _raise_for(self, key, file: Path):
         if is_error(file):
             report = read_error(file)
             node = report.get("node") or ""
+            keep_finished(self.path, report)  # what finished before the failure
+            if report.get("task") and names.result_file(report["task"]) not in str(file):
+                key = report.get("key")  # another task of its node failed: that one's key
             raise remote_exception(report, key=key, logs=self.logs(node, report.get("proc")))
         errors = self._task_errors()
         if errors:

@@ -12,8 +12,10 @@ Policy
       payloads are built in a sibling first, then moved in one by one, and the
       DAG file, submit description and manifest are each replaced by rename
       (manifest last). Results already there are never touched: their names
-      are content hashes, so a result that exists belongs to the same task,
-      and its node is written ``DONE``.
+      are content hashes, so a result that exists belongs to the same task.
+      Reuse is per task, whatever grouping wrote it (``_reusable_nodes``): a
+      node runs only its tasks that must run, reading the reused results; a
+      node with nothing to run is written ``DONE``.
     * Anything else at the path (another workflow, or files that are not a
       workflow) is refused before anything is written.
     * Payloads go into packs of up to ``names.PACK_NODES`` (256 KiB at most;
@@ -29,6 +31,7 @@ Policy
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import itertools
@@ -45,11 +48,11 @@ import dask
 
 from . import names
 from ._version import __version__
-from .exceptions import PlanError, WorkflowExistsError
+from .exceptions import PlanError, WorkflowError, WorkflowExistsError
 from .pickling import by_value, dumps
 from .dagfile import rescue_files
 from .manifest import read_manifest
-from .results import is_error, verify
+from .results import is_error, keep_finished, read_error, verify
 from .worker import seal
 from .settings import DagSettings
 from .render import dag_files, render_config, render_dag, render_submit, submit_files
@@ -157,16 +160,33 @@ def _versions() -> dict:
     }
 
 
-def _manifest(plan, *, python, done, versions, digests, packs) -> dict:
+def _manifest(plan, *, python, done, versions, digests, packs, full=(None, ())) -> dict:
+    """The manifest of ``plan`` (the plan as it runs); ``full``: (the plan
+    before reuse cut its nodes down, the reused task names): ``tasks`` lists
+    all of a node's tasks, ``outputs`` also the reused ones (their files
+    stay: ``gc`` and ``result`` read this), ``reused_tasks`` those whose
+    results are reused instead of running them again."""
+    whole, have = full
+    whole = whole or plan
     nodes = {}
     for node in plan.nodes.values():
+        full_node = whole.nodes[node.name]
+        tasks = full_node.tasks
+        outputs = node.outputs
+        if full_node is not node:
+            outputs = {t: f for t, f in full_node.outputs.items()
+                       if t in node.outputs or t in have}
         nodes[node.name] = {  # (tuples are written as JSON arrays)
-            "tasks": {t.name: repr(t.key) for t in node.tasks},
-            "outputs": node.outputs,
+            "tasks": {t.name: repr(t.key) for t in tasks},
+            "outputs": outputs,
             "parents": node.parents,
             "payload": packs[node.name],
             "sha256": digests[node.name],  # of the node's payload in that pack
         }
+        if full_node is not node:
+            runs = {t.name for t in node.tasks}
+            nodes[node.name]["reused_tasks"] = [t.name for t in tasks
+                                                if t.name not in runs and t.name in have]
     for node in plan.nodes.values() if plan.reruns else ():
         why = [r for t in node.tasks for r in plan.reruns.get(t.name, ())]
         if why:  # tokens.py: what it reads cannot be hashed; shown by inspect
@@ -288,7 +308,11 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
     sent_by_value = user_modules() | by_value_modules(delivery)
     stage = _stage(path, dmode)
     try:
-        done = _reusable_nodes(plan, path) if existing is not None and not force else set()
+        full, have = plan, set()
+        if existing is not None and not force:
+            plan, done, have = _reusable_nodes(plan, path, existing)
+        else:
+            done = set()
         for d in _DIRS:
             (stage / d).mkdir(mode=dmode)
         # (writing on background threads was measured: twice as slow, GIL and
@@ -302,7 +326,7 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
             _write_bytes(stage / rel, data, fmode)
         manifest = _render_files(plan, stage, fmode, python=python, dag=dag or DagSettings(),
                                  delivery=delivery, packs=packer.packs, done=done,
-                                 versions=versions, digests=digests)
+                                 versions=versions, digests=digests, full=(full, have))
         if _commit(stage, path, plan.name, existing is None,
                    packer.files if pool is None else None):
             stage = None
@@ -350,16 +374,99 @@ def _check_target(path: Path, name: str) -> tuple:
     return existing, pool
 
 
-def _reusable_nodes(plan, path: Path) -> set:
-    """The nodes of ``plan`` whose results at ``path`` are all whole (written
-    ``DONE``); damaged results are set aside in ``logs/corrupt``."""
-    done = set()
+def _reusable_nodes(plan, path: Path, existing: dict | None = None) -> tuple:
+    """``(the plan to run, the nodes written DONE, the tasks whose results
+    are reused)``: reuse per task.
+
+    A task of a ``single`` node whose result file at ``path`` is whole is
+    not computed again, whatever grouping wrote it; damaged results are set
+    aside in ``logs/corrupt``. A task must run when its result is missing
+    and it is requested or read by a task that must run (or is an output of
+    a node another running node waits for without reading it: ``after=``).
+    A node with nothing to run is written ``DONE``; a node where only some
+    tasks must run keeps just those, and reads the reused results it needs as
+    inputs. ``processes``/``cluster`` nodes are reused whole, as before.
+    First the results the failed nodes of the ``existing`` workflow kept in
+    their error reports (``worker.keep_finished``) become result files."""
+    if existing:
+        _keep_finished(existing, path)
     quarantine = path / names.LOGS_DIR / "corrupt"
+    try:  # one listing instead of a stat per task
+        present = set(os.listdir(path / names.RESULTS_DIR))
+    except FileNotFoundError:
+        present = set()
+    have = set()
     for node in plan.nodes.values():
-        if node.outputs and all(_reusable(path / f, quarantine)
-                                for files in node.outputs.values() for f in files):
-            done.add(node.name)
-    return done
+        if node.mode == "single":
+            for t in node.tasks:
+                rel = names.result_file(t.name)
+                if rel.rpartition("/")[2] in present and _reusable(path / rel, quarantine):
+                    have.add(t.name)
+    task_node = plan.task_node
+    needed = {o.name for o in plan.outputs if o.kind == "task"}
+    run: dict = {}  # node name -> tasks to run (all of them for clusters)
+    for node in reversed(plan.nodes.values()):
+        if node.mode != "single":
+            if node.outputs and all(_reusable(path / f, quarantine)
+                                    for files in node.outputs.values() for f in files):
+                continue
+            todo = list(node.tasks)
+        else:
+            todo = []
+            for t in reversed(node.tasks):
+                if t.name in needed and t.name not in have:
+                    todo.append(t)
+                    needed.update(t.reads)
+            todo.reverse()
+        if not todo:
+            continue
+        run[node.name] = todo
+        for t in todo:
+            needed.update(t.reads)
+        read_nodes = {task_node.get(r) for t in node.tasks for r in t.reads}
+        for p in node.parents:
+            if p not in read_nodes:  # waited for without reading (after=): as before
+                needed.update(plan.nodes[p].outputs)
+    done = {n for n in plan.nodes if n not in run}
+    return _pruned(plan, run, have), done, have
+
+
+def _pruned(plan, run: dict, have: set):
+    """``plan`` with each ``single`` node cut down to the tasks in ``run``
+    (the reused results they read become inputs); other nodes as they are."""
+    nodes, files = {}, dict(plan.files)
+    changed = False
+    for name, node in plan.nodes.items():
+        todo = run.get(name)
+        if todo is None or node.mode != "single" or len(todo) == len(node.tasks):
+            nodes[name] = node
+            continue
+        changed = True
+        inside = {t.name for t in todo}
+        inputs = tuple(dict.fromkeys(r for t in todo for r in t.reads if r not in inside))
+        for r in inputs:
+            if r in have and r not in files:
+                files[r] = (names.result_file(r),)
+        nodes[name] = dataclasses.replace(
+            node, tasks=tuple(todo), inputs=inputs,
+            outputs={t: f for t, f in node.outputs.items() if t in inside})
+    return dataclasses.replace(plan, nodes=nodes, files=files) if changed else plan
+
+
+def _keep_finished(existing: dict, path: Path) -> None:
+    """The results kept in the error reports of the failed nodes of several
+    tasks of the workflow at ``path`` (its manifest ``existing``), written as
+    their own result files (``results.keep_finished``)."""
+    for info in (existing.get("nodes") or {}).values():
+        if len(info.get("tasks") or ()) < 2:
+            continue
+        for files in (info.get("outputs") or {}).values():
+            for f in files:
+                if is_error(path / f):
+                    try:
+                        keep_finished(path, read_error(path / f))
+                    except WorkflowError:  # a damaged report: those tasks rerun
+                        pass
 
 
 def _stage_payloads(plan, stage: Path, versions: dict, fmode: int) -> tuple:
@@ -397,7 +504,8 @@ def _stage_values(plan, stage: Path, fmode: int, existing: Path | None, keys, re
 
 
 def _render_files(plan, stage: Path, fmode: int, *, python: str, dag: DagSettings, delivery,
-                  packs: dict, done: set, versions: dict, digests: dict) -> dict:
+                  packs: dict, done: set, versions: dict, digests: dict,
+                  full: tuple = (None, ())) -> dict:
     """Write the worker shim, the submit descriptions, the DAG (and CONFIG)
     file and the manifest under ``stage``; returns the manifest."""
     _write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes(), fmode)
@@ -412,7 +520,7 @@ def _render_files(plan, stage: Path, fmode: int, *, python: str, dag: DagSetting
     dag_text = render_dag(plan, packs=packs, submits=submits, done=done, dag=dag)
     _write_bytes(stage / names.dag_file(plan.name), dag_text.encode(), fmode)
     manifest = _manifest(plan, python=python, done=done, versions=versions,
-                         digests=digests, packs=packs)
+                         digests=digests, packs=packs, full=full)
     manifest["submit"] = sorted({f for f, _, _ in submits.values()})
     manifest["delivery"] = delivery.describe()
     # one line: json's C encoder is used only without indent (100k nodes)
