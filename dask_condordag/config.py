@@ -34,7 +34,11 @@ class Options:
     inline_limit: int = 65536
     arg_limit: int = 10 * 2**20
     progress: bool | None = None
-    group: str = "none"
+    group: str = "auto"
+    # the cost model group="auto" uses (cost.py); None: by run mode
+    job_overhead: float | None = None
+    slots: int | None = None
+    max_node_bytes: int = 2 * 2**30
     maxjobs: dict | None = None
     dag_config: dict | None = None
     dot: bool = False
@@ -87,8 +91,9 @@ def options(kwargs: dict) -> Options:
     for f in ("maxjobs", "dag_config"):  # dicts: None unless given
         if f not in values:
             values[f] = _config(f)
-    if values.get("run") is None:  # DASK_CONDORDAG__RUN=none arrives as None
-        values["run"] = "none"
+    for name in ("run", "group"):  # DASK_CONDORDAG__RUN=none arrives as None
+        if values.get(name) is None:
+            values[name] = "none"
     opts = Options(**values)
     if opts.run not in RUN_MODES:
         raise CondorDagError(f"run={opts.run!r} is not one of {RUN_MODES}")
@@ -104,8 +109,20 @@ def options(kwargs: dict) -> Options:
     if scan is not None and (isinstance(scan, bool) or not isinstance(scan, int) or scan < 1):
         raise CondorDagError(f"dagman_scan_interval={scan!r}: give a whole number of seconds "
                              ">= 1, or None to leave it to the pool's configuration")
-    if opts.group not in ("none", "chains"):
-        raise CondorDagError(f"group={opts.group!r} is not one of ('none', 'chains')")
+    if opts.group not in ("auto", "none", "chains"):
+        raise CondorDagError(f"group={opts.group!r} is not one of ('auto', 'none', 'chains')")
+    o = opts.job_overhead
+    if o is not None and (isinstance(o, bool) or not isinstance(o, (int, float)) or not o >= 0):
+        raise CondorDagError(f"job_overhead={o!r}: give seconds >= 0, or None for the run "
+                             "mode's default")
+    for name in ("slots", "max_node_bytes"):
+        v = getattr(opts, name)
+        if v is None and name == "slots":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise CondorDagError(f"{name}={v!r}: give a whole number >= 1"
+                                 + (", or None for the run mode's default"
+                                    if name == "slots" else ""))
     if not isinstance(opts.inline_limit, int) or opts.inline_limit < 0:
         raise CondorDagError(f"inline_limit={opts.inline_limit!r}: give a number of bytes >= 0")
     from .delivery import from_options
