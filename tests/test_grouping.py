@@ -277,3 +277,16 @@ def test_worker_records_task_seconds_and_the_next_plan_reads_them(tmp_path):
     # the second compute reuses all (the done sum and what only it reads)
     assert s.compute(scheduler="condordag", run="local", path=tmp_path / "wf",
                      progress=False) == 3
+
+
+def squares(n):
+    return (i * i for i in range(n))
+
+
+def test_an_iterator_read_by_two_tasks_of_one_node_is_read_whole_by_both(tmp_path):
+    g = delayed(squares)(3)
+    both = delayed(tuple)([delayed(sum)(g), delayed(list)(g)])
+    wf = dask_condordag.write(both, path=tmp_path / "wf")
+    assert len(wf.nodes) == 1  # one job: the generator never leaves it
+    wf.run(progress=False)
+    assert wf.result() == (5, [0, 1, 4])
