@@ -24,6 +24,9 @@ Policy -- what maps to what:
 ``condor={"cluster": "sweep"}``        sibling tasks -> one node, ``queue N``
 ``condor={"max_runtime": 3600}``       the worker fails the job after 3600 s
                                        (an error report, exit 124: RETRY applies)
+``condor={"duration": 2.5}``           the cost model's seconds for the task
+                                       (``group="auto"``; see ``cost``)
+``condor={"group": False}``            ``group="auto"`` keeps the task alone
 =====================================  =========================================
 
 Memory and disk accept an int of bytes or a string with a unit, read as
@@ -51,10 +54,11 @@ from .exceptions import PlanError
 from .names import OUR_MACROS
 from .settings import DagSettings, NodeSettings
 
-__all__ = ["node_settings", "dag_settings", "merge_condor", "annotate", "OWNED_COMMANDS"]
+__all__ = ["node_settings", "dag_settings", "merge_condor", "annotate", "OWNED_COMMANDS",
+           "planner_hints"]
 
 CONDOR_KEYS = ("category", "vars", "submit", "retry_unless_exit", "abort_dag_on", "pre", "post",
-               "processes", "cluster", "max_runtime")
+               "processes", "cluster", "max_runtime", "duration", "group")
 
 #: submit commands dask-condordag writes itself: a ``submit`` annotation may not set them
 OWNED_COMMANDS = frozenset({
@@ -299,6 +303,7 @@ def node_settings(annotations: dict, key=None) -> NodeSettings:
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
                 _fail(key, "condor['max_runtime']", f"{t!r}: give seconds > 0")
             kw["max_runtime"] = float(t)
+        planner_hints(condor, key)  # checked here; used by the planner, not the node
         if kw.get("processes") and kw.get("cluster"):
             _fail(key, "condor", "'processes' and 'cluster' are two ways to make a cluster; "
                                  "use one")
@@ -307,6 +312,22 @@ def node_settings(annotations: dict, key=None) -> NodeSettings:
         lowered[cmd.lower()] = (cmd, v)
     kw["submit"] = tuple(sorted(lowered.values(), key=lambda cv: cv[0].lower()))
     return NodeSettings(**kw)
+
+
+def planner_hints(condor: dict | None, key=None) -> tuple:
+    """``(duration or None, may_group)`` from a task's ``condor`` annotation:
+    the cost model's seconds and whether ``group="auto"`` may put it in a node
+    with other tasks. Neither is a node setting."""
+    if not condor:
+        return None, True
+    d = condor.get("duration")
+    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float))
+                          or not d >= 0 or d == float("inf")):
+        _fail(key, "condor['duration']", f"{d!r}: give the task's seconds, a number >= 0")
+    g = condor.get("group", True)
+    if not isinstance(g, bool):
+        _fail(key, "condor['group']", f"{g!r}: give True or False")
+    return (None if d is None else float(d)), g
 
 
 def merge_condor(outer: dict | None, inner: dict | None) -> dict:

@@ -43,7 +43,7 @@ __all__ = ["Options", "options", "option", "defaults", "RUN_MODES"]
 
 #: auto: condor where condor_submit_dag is on PATH, else local (condor.choose_run_mode)
 RUN_MODES = ("auto", "local", "condor", "none")
-GROUPS = ("none", "chains")
+GROUPS = ("auto", "none", "chains")
 
 
 @functools.lru_cache(maxsize=None)
@@ -68,6 +68,10 @@ class Options:
     arg_limit: int
     progress: bool | None
     group: str
+    # the cost model group="auto" uses (cost.py); None: by run mode
+    job_overhead: float | None
+    slots: int | None
+    max_node_bytes: int
     maxjobs: dict | None
     dag_config: dict | None
     dot: bool
@@ -112,8 +116,9 @@ def options(kwargs: dict) -> Options:
         )
     values = {f.name: kwargs[f.name] if f.name in kwargs else option(f.name)
               for f in fields(Options) if f.name not in _PER_CALL or f.name in kwargs}
-    if values.get("run") is None:  # DASK_CONDORDAG__RUN=none arrives as None
-        values["run"] = "none"
+    for name in ("run", "group"):  # DASK_CONDORDAG__RUN=none arrives as None
+        if values.get(name) is None:
+            values[name] = "none"
     opts = Options(**values)
     for name, check in _CHECKS.items():
         problem = check(getattr(opts, name))
@@ -154,6 +159,10 @@ _CHECKS = {
     "inline_limit": _count(0, what="a number of bytes"),
     "arg_limit": _count(0, what="a number of bytes"),
     "group": _one_of(GROUPS),
+    "job_overhead": lambda v: None if v is None else (
+        _seconds(v) and "give seconds >= 0, or None for the run mode's default"),
+    "slots": _count(1, none="for the run mode's default"),
+    "max_node_bytes": _count(1, what="a number of bytes"),
     "hold_timeout": _seconds,
     "poll_interval": _seconds,
     "dagman_scan_interval": _count(1, "a whole number of seconds",

@@ -19,9 +19,12 @@ Policy
       travels inside the payload of each node that uses it; a larger one is
       written once to ``data/`` and transferred to the nodes that need it.
       Aliases resolve to their target's value.
-    * A node is a group of tasks. By default every task is its own node;
-      ``group="chains"`` puts each linear chain of tasks into one node (one
-      job instead of many; only the chain's last value is written).
+    * A node is a group of tasks. By default (``group="auto"``) the
+      ``grouping`` pass chooses the groups by the cost model (``cost``);
+      ``group="none"`` makes every task its own node; ``group="chains"`` puts
+      each linear chain of tasks into one node. A node of several tasks runs
+      them in dependency order in one job and writes only the values read
+      outside it or requested.
     * A task whose function reads a global that cannot be hashed (see
       ``tokens``) gets a token unique to this compile, so it *always reruns*;
       so does every task that reads its value. ``Plan.reruns`` says why, per
@@ -53,17 +56,19 @@ from dask.utils import key_split
 
 from . import names
 from .exceptions import PlanError
-from .annotations import node_settings
+from .annotations import node_settings, planner_hints
 from .config import option
+from .cost import CostModel
 from .graph import Call, Const, Graph, Link
+from .grouping import acyclic, partition
 from .names import BUILD, CALL, DICT, LIT, PROC, REF
-from .jobs import _call_after, _ordering, contains_procid, procid
+from .jobs import _call_after, _ordering, contains_procid, procid, run_shell
 from .settings import NodeSettings
 from .tokens import SCALARS, Tokenizer, sha
 
 __all__ = ["PlannedTask", "PlannedData", "PlannedNode", "Output", "Plan", "make_plan"]
 
-GROUPINGS = ("none", "chains")
+GROUPINGS = ("auto", "none", "chains")
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class Plan:
     listed: frozenset = frozenset()  # value names whose files form a list (procid)
     reruns: dict = field(default_factory=dict)  # task name -> why it always reruns
     stable: dict = field(default_factory=dict)  # value name -> its token without the nonce
+    durations: dict = field(default_factory=dict)  # task name -> annotated seconds (cost)
 
     def files_of(self, value_name: str) -> tuple:
         """The workflow-relative file(s) holding a value (task result or data)."""
@@ -146,10 +152,15 @@ class Plan:
 
 
 def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
-              group: str | None = None, arg_limit: int | None = None) -> Plan:
+              group: str | None = None, arg_limit: int | None = None,
+              cost=None) -> Plan:
     """Plan ``graph`` (see the module docstring).
 
-    ``group``: ``"none"`` makes every task its own node; ``"chains"`` puts each
+    ``group``: ``"auto"`` groups by the cost model (``grouping``); ``cost`` is
+    a :class:`~dask_condordag.cost.CostModel`, or a function of the plan's
+    ``(outputs, stable)`` returning one (so a caller can read the records of
+    the workflow directory those name); ``None``: the defaults.
+    ``"none"`` makes every task its own node; ``"chains"`` puts each
     linear chain of tasks (a task whose only dependent is the next one, with
     equal annotations, not itself requested) into one node. Tasks annotated
     with a ``cluster`` name become one ``queue N`` node per name; a task with
@@ -179,6 +190,7 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
     seen_tokens: dict = {}  # token -> count, to tell identical contents apart
     reruns: dict = {}  # key -> why it always reruns (Const or Call)
     stable: _Stable = _Stable(token_of)  # tokens without the nonce, for keys in reruns
+    hints: dict = {}  # key -> (duration or None, may group), only tasks that say so
 
     def unique_token(token: str) -> str:
         n = seen_tokens.get(token, 0)
@@ -237,6 +249,8 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
                 "inside a task")
         ann = annotations.get(key)
         s = node_settings(ann, key) if ann else _DEFAULT
+        if ann and ann.get("condor") and ("duration" in ann["condor"] or "group" in ann["condor"]):
+            hints[key] = planner_hints(ann["condor"], key)
         if w.procid and not s.processes:
             raise PlanError(
                 f"key {key!r}: dask_condordag.procid is used in its arguments but the task "
@@ -256,13 +270,6 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
             settings[key] = s
         value_of[key] = ("name", tname)
 
-    if group == "none" and not any(x.processes or x.cluster for x in settings.values()):
-        nodes, task_node, files = _one_node_per_task(tasks, settings, orders)
-        listed: set = set()
-    else:
-        nodes, task_node, files, listed = _grouped_nodes(tasks, settings, orders, graph, group,
-                                                         name_for)
-
     outputs = []
     for key in graph.keys:
         target = graph.resolve(key)
@@ -273,10 +280,23 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
             outputs.append(Output(key, "data", name=v))
         else:
             outputs.append(Output(key, "task", name=v))
-    return Plan(name=name, nodes=nodes, data=data, outputs=tuple(outputs), task_node=task_node,
+    outputs = tuple(outputs)
+    stable_names = {value_of[k][1]: stable.of[k] for k in reruns if value_of[k][0] == "name"}
+
+    if group == "none" and not any(x.processes or x.cluster for x in settings.values()):
+        nodes, task_node, files = _one_node_per_task(tasks, settings, orders)
+        listed: set = set()
+    else:
+        model = None
+        if group == "auto":
+            model = cost(outputs, stable_names) if callable(cost) else (cost or CostModel())
+        nodes, task_node, files, listed = _grouped_nodes(tasks, settings, orders, graph, group,
+                                                         name_for, model, hints)
+    return Plan(name=name, nodes=nodes, data=data, outputs=outputs, task_node=task_node,
                 files=files, listed=frozenset(listed),
                 reruns={tasks[k].name: why for k, why in reruns.items() if k in tasks},
-                stable={value_of[k][1]: stable.of[k] for k in reruns if value_of[k][0] == "name"})
+                stable=stable_names,
+                durations={tasks[k].name: h[0] for k, h in hints.items() if h[0] is not None})
 
 
 class _Stable:
@@ -335,12 +355,15 @@ def _one_node_per_task(tasks: dict, settings: dict, orders: dict):
 
 
 def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, group: str,
-                   name_for):
-    """Nodes of several tasks: chains (``group="chains"``), ``processes``
-    clusters and ``cluster``-annotated siblings."""
+                   name_for, model=None, hints=None):
+    """Nodes of several tasks: the cost model's groups (``group="auto"``),
+    chains (``group="chains"``), ``processes`` clusters and
+    ``cluster``-annotated siblings."""
     requested = {graph.resolve(k) for k in graph.keys}
     groups = _clusters(tasks, settings)
-    if group == "chains":
+    if group == "auto":
+        grouped = _auto_groups(tasks, settings, orders, groups, model, hints or {}, requested)
+    elif group == "chains":
         singles = {k for k, mode in groups.values() if mode == "single"}
         grouped = _groups({k: t for k, t in tasks.items() if k in singles}, graph, requested)
     else:
@@ -364,6 +387,12 @@ def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, grou
         for t in ts:
             task_node[t.name] = nname
 
+    read_outside = set()  # task names read by a task of another node
+    for t in tasks.values():
+        here = task_node[t.name]
+        for r in (*t.reads, *orders.get(t.key, ())):
+            if task_node.get(r, here) != here:
+                read_outside.add(r)
     files: dict = {}
     listed = set()
     nodes_unordered: dict = {}
@@ -388,8 +417,11 @@ def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, grou
             waits = [o for t in ts for o in orders.get(t.key, ())]
         parents = tuple(dict.fromkeys(
             task_node[r] for r in (*inputs, *waits) if r in task_node and task_node[r] != nname))
-        if mode == "single":
-            out = {ts[-1].name: (names.result_file(ts[-1].name),)}
+        if mode == "single" and len(ts) == 1:
+            out = {ts[0].name: (names.result_file(ts[0].name),)}
+        elif mode == "single":  # the values read outside the node or requested, and the last
+            out = {t.name: (names.result_file(t.name),) for t in ts
+                   if t.name in read_outside or t.key in requested or t is ts[-1]}
         elif mode == "procid":
             out = {ts[0].name: tuple(names.proc_result_file(nname, i)
                                      for i in range(s.processes))}
@@ -403,6 +435,70 @@ def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, grou
 
 
 _DEFAULT = NodeSettings()
+
+
+def _auto_groups(tasks: dict, settings: dict, orders: dict, clusters: dict, model: CostModel,
+                 hints: dict, requested: set) -> list:
+    """``group="auto"``: the single-mode tasks partitioned by ``grouping``.
+
+    Group only what must run: the tasks whose results exist (``History.done``)
+    and those only they read (not needed) form one node, written DONE, when
+    that keeps the node graph acyclic; else each is its own node."""
+    by_name = {t.name: k for k, t in tasks.items()}
+    reads = {}
+    for k, t in tasks.items():
+        rs = [by_name[r] for r in (*t.reads, *orders.get(k, ())) if r in by_name]
+        if rs:
+            reads[k] = rs
+    done = model.history.done
+    reused = set()
+    if done:
+        reused = _not_to_run(tasks, reads, clusters, done, requested)
+    keys = [k for k in tasks if clusters[k][1] == "single"]
+    durations = {k: h[0] for k, h in hints.items() if h[0] is not None}
+
+    def eligible(k):
+        t = tasks[k]
+        return (k not in reused and (k not in hints or hints[k][1])
+                and _func_of(t) is not run_shell)
+
+    def seconds(k):
+        d = durations.get(k)
+        return d if d is not None else model.task_seconds(tasks[k].name)
+
+    groups = partition(keys, reads, settings, eligible, model, seconds=seconds,
+                       nbytes=lambda k: model.task_bytes(tasks[k].name))
+    if len(reused) > 1:
+        merged = [g for g in groups if g[0] not in reused]
+        merged.append([k for k in keys if k in reused])
+        if acyclic(list(tasks), reads, merged):
+            order = {k: i for i, k in enumerate(tasks)}
+            merged.sort(key=lambda g: order[g[-1]])
+            return merged
+    return groups
+
+
+def _not_to_run(tasks: dict, reads: dict, clusters: dict, done: frozenset,
+                requested: set) -> set:
+    """Single-mode tasks that are done, or read only by such tasks (so not
+    needed by anything that must run)."""
+    consumers: dict = {}
+    for k, rs in reads.items():
+        for r in rs:
+            consumers.setdefault(r, []).append(k)
+    needed: set = set()
+    out = set()
+    for k in reversed(list(tasks)):
+        if tasks[k].name in done and clusters[k][1] == "single":
+            out.add(k)
+            continue
+        cs = consumers.get(k)
+        if (clusters[k][1] != "single" or k in requested or not cs
+                or any(c in needed for c in cs)):
+            needed.add(k)
+        else:
+            out.add(k)
+    return out
 
 
 def _settings_token(s: NodeSettings) -> str:

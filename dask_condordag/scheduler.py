@@ -39,6 +39,7 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import dask
 from dask.base import collections_to_expr, is_dask_collection, unpack_collections
@@ -50,6 +51,7 @@ from ._compat import FinalizeCompute
 from .annotations import dag_settings, merge_condor
 from .condor import choose_run_mode
 from .config import options
+from .cost import model_for, read_history
 from .exceptions import CondorDagError
 from .follow import Follower
 from .graph import read_graph
@@ -114,20 +116,20 @@ def _keeps_workflow_path(get):
     return wrapper
 
 
-def _compile(dsk, keys, opts, *, repack=None) -> Workflow:
+def _compile(dsk, keys, opts, *, repack=None, run="none") -> Workflow:
     # Compiling allocates many small objects and frees few: the cyclic GC would
     # walk the whole (large) graph again and again for nothing. It is switched
     # back on, and run once, at the end.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _compile_nogc(dsk, keys, opts, repack=repack)
+        return _compile_nogc(dsk, keys, opts, repack=repack, run=run)
     finally:
         if enabled:
             gc.enable()
 
 
-def _compile_nogc(dsk, keys, opts, *, repack=None) -> Workflow:
+def _compile_nogc(dsk, keys, opts, *, repack=None, run="none") -> Workflow:
     dag = dag_settings(maxjobs=opts.maxjobs, dag_config=opts.dag_config, dot=opts.dot,
                        node_status_interval=opts.node_status_interval,
                        jobstate_log=opts.jobstate_log)
@@ -143,7 +145,7 @@ def _compile_nogc(dsk, keys, opts, *, repack=None) -> Workflow:
             merged[k] = ann
         graph = dataclasses.replace(graph, annotations=merged)
     plan = make_plan(graph, name=opts.name or "workflow", inline_limit=opts.inline_limit,
-                     group=opts.group, arg_limit=opts.arg_limit)
+                     group=opts.group, arg_limit=opts.arg_limit, cost=_cost_for(opts, run))
     path, name = _where(plan, opts)
     plan = dataclasses.replace(plan, name=name)
     manifest = write_workflow(plan, path, keys=keys, repack=repack, dag=dag,
@@ -152,6 +154,21 @@ def _compile_nogc(dsk, keys, opts, *, repack=None) -> Workflow:
     wf = Workflow(path, manifest)
     _written(wf, opts)
     return wf
+
+
+def _cost_for(opts, run: str):
+    """The cost model for ``group="auto"``, as a function of the plan's
+    outputs: it reads the records of the workflow directory they name
+    (``cost.read_history``; nothing when ``force``)."""
+
+    def model(outputs, stable):
+        history = None
+        if not opts.force:
+            path, _ = _where(SimpleNamespace(outputs=outputs, stable=stable), opts)
+            history = read_history(path)
+        return model_for(opts, run, history)
+
+    return model
 
 
 def _where(plan, opts) -> tuple[Path, str]:
@@ -200,7 +217,7 @@ def get(dsk, keys, callbacks=None, **kwargs):
     opts = options(kwargs)
     flat = list(flatten(keys)) if isinstance(keys, list) else [keys]
     run = choose_run_mode(opts.run, progress=opts.progress)
-    wf = _compile(dsk, flat, opts)
+    wf = _compile(dsk, flat, opts, run=run)
     if run == "condor":
         # Submit, wait (progress lines, dask callbacks from DAGMan's records;
         # Ctrl-C leaves the DAG running and says how to reattach), then load

@@ -38,7 +38,8 @@ imports ``seal``/``unseal`` from here, so there is one implementation):
     payload  = b"DCDAG-PAYLOAD 2\\n" + one JSON line (node, inputs, outputs,
                versions, the SHA-256 of the rest) + a pickle of
                [(task_name, expr), ...]
-    result   = b"DCDAG-OK 2 <sha256 of body> <file stem>\\n" + a pickle
+    result   = b"DCDAG-OK 2 <sha256 of body> <file stem>[ <seconds>]\\n" + a pickle
+               (seconds: the task's wall time, a record for the cost model)
     error    = b"DCDAG-ERR 2 <sha256 of body> <file stem>\\n" + a JSON report
                (exc_type, message, traceback, host, python, node, task, key,
                and exc_pickle: the exception object itself with its
@@ -89,12 +90,25 @@ def file_stem(path):
     return name[:-4] if name.endswith(".pkl") else name
 
 
-def seal(magic, path, body):
-    """The header line of a result/error file for ``path``, holding ``body``."""
+def seal(magic, path, body, seconds=None):
+    """The header line of a result/error file for ``path``, holding ``body``;
+    ``seconds``: the task's wall time, recorded for the cost model."""
     import hashlib
 
     digest = hashlib.sha256(body).hexdigest()
-    return magic + ("%s %s\n" % (digest, file_stem(path))).encode("ascii")
+    extra = "" if seconds is None else " %.6f" % seconds
+    return magic + ("%s %s%s\n" % (digest, file_stem(path), extra)).encode("ascii")
+
+
+def header_seconds(head):
+    """The wall time recorded in a result header line, or None."""
+    parts = head.rstrip(b"\n").split(b" ")
+    if len(parts) == 5:
+        try:
+            return float(parts[4])
+        except ValueError:
+            return None
+    return None
 
 
 def unseal(data, path):
@@ -110,7 +124,9 @@ def unseal(data, path):
         raise CorruptFile("%s is not a dask-condordag result file (or was written by "
                           "another version)" % path)
     try:
-        digest, stem = data[len(magic):end].decode("ascii").split(" ")
+        digest, stem, *rest = data[len(magic):end].decode("ascii").split(" ")
+        if len(rest) > 1:
+            raise ValueError(rest)
     except (UnicodeDecodeError, ValueError):
         raise CorruptFile("%s has a damaged header line" % path)
     body = memoryview(data)[end + 1:]
@@ -655,17 +671,19 @@ def run(node, proc, pack):
         for task, expr in tasks:
             stage = "running"
             watch.update(task=task, stage=stage)
+            started = time.perf_counter()
             value = evaluate(expr, env)
-            if task in outputs:
-                # before a consumer in this job reads it: the value it sees is
-                # the one written
-                stage = "materializing the result"
-                value = materialize(value)
+            # every value, not only those written: a consumer in this job sees
+            # what a consumer in another job would read (a group changes
+            # nothing), and an iterator read by two consumers is not used up
+            stage = "materializing the result"
+            value = materialize(value)
             env[task] = value
             if task in outputs:
                 stage = "saving the result"
                 body = dumps(value, task, meta.get("keys", {}).get(task))
-                write_atomic(outputs[task], seal(RESULT_OK, outputs[task], body), body)
+                took = time.perf_counter() - started
+                write_atomic(outputs[task], seal(RESULT_OK, outputs[task], body, took), body)
                 finished.add(task)
         task = None
         return 0

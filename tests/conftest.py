@@ -73,3 +73,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "condor" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def one_node_per_task(monkeypatch):
+    """``group="none"`` for tests about what happens to one task's own node
+    (its files, logs, reuse, failure, rescue): the default ``"auto"`` may put
+    the tasks of their small graphs into one node. Also for the scripts they
+    start (``DASK_CONDORDAG__GROUP``)."""
+    monkeypatch.setenv("DASK_CONDORDAG__GROUP", "none")
+    with dask.config.set({"condordag.group": "none"}):
+        yield

@@ -160,6 +160,7 @@ def _ran(tmp_path):
     return wf
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_results_folder_edited_by_hand(tmp_path):
     wf = _ran(tmp_path)
     files = sorted((wf.path / "results").iterdir())

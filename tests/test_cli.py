@@ -22,6 +22,7 @@ def test_console_script_is_installed():
     assert shutil.which("dask-condordag"), "pip install -e . puts it on PATH"
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_run_status_result(tmp_path):
     wf = dask_condordag.write(delayed(add)(delayed(inc)(1), 2), path=tmp_path / "wf")
     st = cli("status", wf.path)

@@ -58,6 +58,7 @@ def test_run_jobs_console_script(wf):
     assert ok.returncode == 0, ok.stderr
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_commands_take_the_dag_file(wf, capsys):
     assert cli.main(["status", str(wf.dag_path)]) == 0
     assert "0 done, 0 failed, 2 pending of 2 nodes" in capsys.readouterr().out

@@ -28,6 +28,7 @@ def failed(tmp_path):
     return wf
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_status_errors_wait_result_of_failed_run(failed):
     st = cli("status", failed.path)
     assert st.returncode == 1
@@ -41,6 +42,7 @@ def test_status_errors_wait_result_of_failed_run(failed):
     assert cli("result", failed.path).returncode == 1
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_inspect(failed):
     nodes = failed.nodes
     add_node = next(n for n in nodes if n.startswith("add_"))
@@ -65,6 +67,7 @@ def test_inspect(failed):
     assert bad.returncode == 2 and str(failed.path) in bad.stderr
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_graph(failed, tmp_path):
     g = cli("graph", failed.path)
     assert g.returncode == 0 and g.stdout.startswith('digraph "wf" {')
@@ -97,6 +100,7 @@ def test_submit_without_htcondor(tmp_path, monkeypatch):
     assert r.returncode == 1 and "condor_submit_dag is not on PATH" in r.stderr
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_submit_wait_status_remove_with_stand_in_htcondor(tmp_path, monkeypatch):
     state = fake_condor.install(tmp_path, monkeypatch)  # PATH for this test's commands
     try:

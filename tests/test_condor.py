@@ -233,6 +233,7 @@ def test_status_file_failed_with_comments(tmp_path):
     assert read_status_file(tmp_path / "half") is None
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_status_file_of_local_runner(tmp_path):
     wf = dask_condordag.write(delayed(add)(delayed(inc)(1), 2), path=tmp_path / "wf")
     wf.run()
@@ -321,6 +322,7 @@ def fake(tmp_path, monkeypatch):
     fake_condor.stop_all(state)
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_compute_run_condor_end_to_end(fake, tmp_path, capsys):
     total = delayed(add)(delayed(inc)(1), delayed(inc)(2))
     got = total.compute(scheduler="condordag", run="condor", path=tmp_path / "wf",
@@ -337,6 +339,7 @@ def test_compute_run_condor_end_to_end(fake, tmp_path, capsys):
     assert "nothing to submit" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_failed_dag_raises_remote_error_and_resubmits_from_rescue(fake, tmp_path, capsys):
     wf = dask_condordag.write([delayed(inc)(delayed(boom)(3)), delayed(inc)(5)],
                               path=tmp_path / "wf", node_status_interval=1)

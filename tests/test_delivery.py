@@ -187,6 +187,7 @@ def test_transfer_runs_end_to_end_with_the_zip(tmp_path, installed_module):
     assert wf.result() == [0, 2, 2, 4, 4, 6]
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_doctor_finds_a_module_only_the_submit_side_can_import(tmp_path, installed_module):
     mod = installed_module("dcd_helpers_doc", "def triple(x):\n    return 3 * x\n")
     g = delayed(inc)(delayed(mod.triple)(2))
@@ -207,6 +208,7 @@ def test_doctor_finds_a_module_only_the_submit_side_can_import(tmp_path, install
     assert wf2.result() == 7
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_doctor_reports_missing_inputs_and_version_mismatch(tmp_path):
     x = delayed(inc)(1)
     wf = dask_condordag.write(delayed(inc)(x), path=tmp_path / "wf")

@@ -17,6 +17,7 @@ def test_example_runs(script, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_quickstart_second_run_reuses_everything(tmp_path):
     script = Path(__file__).parent.parent / "examples" / "quickstart.py"
     for _ in range(2):

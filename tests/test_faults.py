@@ -77,6 +77,7 @@ def _results(wf):
 
 @pytest.mark.parametrize("func,code", [(die_with_exit, 3), (die_with_abort, -signal.SIGABRT),
                                        (die_while_writing, -signal.SIGKILL)])
+@pytest.mark.usefixtures("one_node_per_task")
 def test_job_that_dies_fails_its_node_and_the_rerun_completes(tmp_path, func, code):
     flag = tmp_path / "flag"
     flag.write_text("x")
@@ -148,6 +149,7 @@ def slow_leaf(log_dir, i, seconds=0.4):
     return i
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_runner_killed_part_way_and_started_again(tmp_path):
     log_dir = tmp_path / "ran"
     log_dir.mkdir()
@@ -206,6 +208,7 @@ def test_two_runners_at_once_the_second_refuses(tmp_path):
     assert not lock.exists()
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_sigterm_cleans_scratch_folders_and_the_run_resumes(tmp_path):
     """SIGTERM to a runner mid-run unwinds like Ctrl-C: its jobs are killed,
     their scratch folders removed, the recovery log kept; it still dies by

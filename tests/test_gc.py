@@ -83,6 +83,7 @@ def _named(wf) -> set:
     return out | {info["payload"] for info in m["nodes"].values()} | set(m["data"].values())
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_deletes_what_no_current_node_names_and_keeps_the_rest(tmp_path):
     w1, w2, before = _two_versions(tmp_path / "wf")
     path = w2.path

@@ -86,12 +86,14 @@ def test_second_run_reuses_everything(tmp_path):
     assert p.run() == ("18", [])
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_changing_an_argument_reruns_it_and_downstream_only(tmp_path):
     p = Project(tmp_path)
     p.run()
     assert p.run(ARG="2") == ("26", ["a", "b", "total"])
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_changing_a_helper_in_the_users_module_reruns_its_callers(tmp_path):
     p = Project(tmp_path)
     p.run()
@@ -109,6 +111,7 @@ def test_force_recomputes_everything(tmp_path):
     assert p.run(FORCE="1") == ("18", ["a", "b", "c", "total"])
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_reused_nodes_are_written_done(tmp_path):
     p = Project(tmp_path)
     p.run()
@@ -128,6 +131,7 @@ def _one(tmp_path):
     return wf, wf.path / out["files"][0], x
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 @pytest.mark.parametrize("damage", ["truncate", "flip", "swap", "garbage"])
 def test_damaged_result_is_reported_not_loaded_and_rerun(tmp_path, damage):
     wf, f, x = _one(tmp_path)

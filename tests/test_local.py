@@ -30,6 +30,7 @@ def runs(log_dir, tag=None):
     return [p for p in Path(log_dir).iterdir() if tag is None or p.name.startswith(f"{tag}-")]
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_missing_transfer_entry_fails_the_node(tmp_path):
     x = delayed(inc)(1)
     y = delayed(inc)(x)
@@ -53,6 +54,7 @@ def test_missing_output_is_reported_as_a_hold(tmp_path):
     assert "ON HOLD" in report.failed[node]
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_failure_rescue_and_rerun_only_the_rest(tmp_path):
     log_dir = tmp_path / "log"
     log_dir.mkdir()

@@ -66,7 +66,7 @@ def test_scripts_take_their_time():
 def test_a_plan_before_it_is_written():
     leaves = [delayed(inc)(i, dask_key_name=f"leaf-{i}") for i in range(6)]
     total = delayed(sum)(leaves, dask_key_name="total")
-    plan = make_plan(read_graph(total.__dask_graph__(), [total.key]), name="demo")
+    plan = make_plan(read_graph(total.__dask_graph__(), [total.key]), name="demo", group="none")
     s = local.simulate(plan, slots=3, job_latency=1.0, durations=2.0)
     assert len(s.done) == len(plan.nodes) == 7
     assert s.makespan == 2 * 3.0 + 3.0  # two waves of leaves, then the sum

@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent('''
     top = delayed(combine)(*xs, *r, delayed(inc)(xs[0]))
     expr = FinalizeCompute(collections_to_expr([top])).optimize()
     keys = list(flatten(expr.__dask_keys__()))
-    plan = make_plan(read_graph(expr, keys), name="t")
+    plan = make_plan(read_graph(expr, keys), name="t", group="none")
     print(json.dumps([list(plan.nodes), [n.inputs for n in plan.nodes.values()]]))
 ''')
 
@@ -66,14 +66,14 @@ def _plan(*values):
 
     expr = FinalizeCompute(collections_to_expr(list(values))).optimize()
     keys = list(flatten(expr.__dask_keys__()))
-    return make_plan(read_graph(expr, keys), name="t")
+    return make_plan(read_graph(expr, keys), name="t", group="none")
 
 
 def test_node_names_are_valid_and_unique():
     weird = {f"k{i}": (add, i, 1) for i in range(3)}
     weird.update({"a b": (add, 1, 1), "PARENT": (add, 2, 2), "child": (add, 3, 3),
                   ("tuple", 1): (add, 4, 4), "x.y+z": (add, 5, 5), "": (add, 6, 6)})
-    plan = make_plan(read_graph(weird, list(weird)), name="t")
+    plan = make_plan(read_graph(weird, list(weird)), name="t", group="none")
     assert len(plan.nodes) == len(weird)
     for n in plan.nodes:
         assert NODE_NAME.fullmatch(n), n

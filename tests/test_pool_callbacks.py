@@ -145,6 +145,7 @@ def _follower(tmp_path, *tasks, cluster=5, callbacks=()):
     return wf, Follower.for_workflow(wf, callbacks)
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_follower_drives_callbacks_from_the_jobstate_log(tmp_path):
     rec = Recorder()
     a = delayed(inc)(1, dask_key_name="a")
@@ -174,6 +175,7 @@ def test_follower_drives_callbacks_from_the_jobstate_log(tmp_path):
     _check_protocol(rec, [na, nb])
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_follower_counts_results_already_there_as_finished(tmp_path):
     """Reused results (or nodes done before a reattach) start out finished."""
     a = delayed(inc)(1, dask_key_name="a")
@@ -211,6 +213,7 @@ def fake(tmp_path, monkeypatch):
     fake_condor.stop_all(state)
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_compute_on_condor_drives_callbacks_and_progress_bar(fake, tmp_path):
     """Before dask_condordag.follow, run="condor" called no callback at all:
     a ProgressBar sat at 0% for the whole run."""
@@ -237,6 +240,7 @@ def test_compute_on_condor_drives_callbacks_and_progress_bar(fake, tmp_path):
     assert percents - {0, 100}, f"the bar never moved between 0% and 100%: {bar!r}"
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_compute_on_condor_failure_runs_finish_errored(fake, tmp_path):
     rec = Recorder()
     bad = delayed(inc)(delayed(boom)(3, dask_key_name="bad"), dask_key_name="after")

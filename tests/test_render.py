@@ -20,7 +20,7 @@ from .helpers import inc
 
 def test_render_dag_exact_lines():
     g = read_graph({"a": (inc, 1), "b": (inc, 2), "c": (add, "a", "b")}, ["c"])
-    plan = make_plan(g, name="demo")
+    plan = make_plan(g, name="demo", group="none")
     a, b, c = (t.name for n in plan.nodes.values() for t in n.tasks)
     packs = {a: "nodes/pack_1.pkl", b: "nodes/pack_1.pkl", c: "nodes/pack_2.pkl"}
     text = render_dag(plan, packs=packs, done={a})
@@ -105,7 +105,7 @@ def test_fast_node_lines_equal_the_general_ones():
 
     g = read_graph({"a": (inc, 1), "b": (inc, 2), "c": (add, "a", "b"), "d": (inc, "c")},
                    ["d", "a"])
-    plan = make_plan(g, name="demo")
+    plan = make_plan(g, name="demo", group="none")
     subs = submit_files(plan)
     done = {next(iter(plan.nodes))}
     packs = {n: f"nodes/pack_{i // 2}.pkl" for i, n in enumerate(plan.nodes)}

@@ -159,6 +159,7 @@ def test_changed_globals_rerun_exactly_the_tasks_that_read_them(tmp_path):
     assert p.run() == (got, [])
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_a_global_that_cannot_be_hashed_always_reruns_and_inspect_says_why(tmp_path):
     p = Project(tmp_path, path=False)  # the default folder must stay the same
     p.lib(rng="RNG = random.Random()")  # picklable, but no two runs alike

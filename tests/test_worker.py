@@ -42,6 +42,7 @@ def _run_shim(wf, scratch, node, env=None):
     )
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_shim_runs_without_dask(tmp_path):
     # a fake "dask" on the path that refuses to import: plain delayed payloads
     # must not need dask on the execute node
@@ -76,6 +77,7 @@ def test_shim_failure_writes_report_and_exits_nonzero(tmp_path):
     assert "ZeroDivisionError" in proc.stderr
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_shim_reports_missing_input(tmp_path):
     x = delayed(inc)(delayed(inc)(1))
     wf = dask_condordag.write(x, path=tmp_path / "wf")
@@ -118,6 +120,7 @@ def test_unpicklable_result_falls_back_to_cloudpickle(tmp_path):
     assert f(2) == 6
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_exception_reaches_caller_with_type_and_remote_traceback():
     x = delayed(boom)(delayed(inc)(1))
     with pytest.raises(ZeroDivisionError) as info:

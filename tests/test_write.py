@@ -18,6 +18,7 @@ from dask_condordag.exceptions import PlanError, WorkflowError, WorkflowExistsEr
 from .helpers import add, inc
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_layout_and_manifest(tmp_path):
     total = delayed(add)(delayed(inc)(1), delayed(inc)(2))
     wf = dask_condordag.write(total, path=tmp_path / "mytest")
@@ -115,6 +116,7 @@ def test_error_half_way_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_same_workflow_again_keeps_results_and_marks_done(tmp_path):
     x = delayed(inc)(delayed(inc)(1))
     wf = dask_condordag.write(x, path=tmp_path / "wf")
@@ -132,6 +134,7 @@ def test_same_workflow_again_keeps_results_and_marks_done(tmp_path):
         assert (wf.path / "results" / name).stat().st_mtime_ns == mtime
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_payloads_travel_in_packs(tmp_path):
     from .payloads import payload
 
@@ -253,7 +256,7 @@ def test_fast_payload_header_equals_the_general_one():
     a = delayed(inc)(1, dask_key_name='odd "key" \u00e9\\ \n')
     b = delayed(add)(a, delayed(inc)(2), dask_key_name=("tuple", 1))
     e = FinalizeCompute(collections_to_expr([b])).optimize()
-    plan = make_plan(read_graph(e, list(flatten(e.__dask_keys__()))), name="t")
+    plan = make_plan(read_graph(e, list(flatten(e.__dask_keys__()))), name="t", group="none")
     v = W._versions()
     fast = [node for node in plan.nodes.values() if W._takes_fast_path(plan, node)]
     assert len(fast) == len(plan.nodes) == 3

@@ -1,0 +1,292 @@
+"""group="auto": the partitions the cost model picks for the patterns of issue 12, the
+rules no grouping may break, and the cost model's records."""
+
+import random
+from operator import add
+
+import dask
+import pytest
+from dask import delayed
+from dask._task_spec import Task, TaskRef
+
+import dask_condordag
+from dask_condordag import PlanError
+from dask_condordag.cost import CostModel, History, node_seconds, read_history
+from dask_condordag.graph import read_graph
+from dask_condordag.plan import make_plan
+
+from .helpers import inc
+
+
+def total(xs):
+    return sum(xs)
+
+
+def plan_of(*collections, seconds=0.001, slots=4, overhead=6.0, **kw):
+    from dask.highlevelgraph import HighLevelGraph
+
+    keys = []
+    for c in collections:
+        keys += list(dask.core.flatten(c.__dask_keys__()))
+    dsk = HighLevelGraph.merge(*[c.__dask_graph__() for c in collections])
+    model = CostModel(job_overhead=overhead, slots=slots, default_seconds=seconds, **kw)
+    return make_plan(read_graph(dsk, keys), name="t", group="auto", cost=model)
+
+
+def node_of(plan, key_prefix):
+    return {plan.task_node[t.name] for n in plan.nodes.values() for t in n.tasks
+            if str(t.key).startswith(key_prefix)}
+
+
+def check_valid(plan):
+    """Every node's tasks come after what they read inside it; parents first."""
+    seen = set()
+    for node in plan.nodes.values():
+        assert set(node.parents) <= seen
+        inside = set()
+        for t in node.tasks:
+            for r in t.reads:
+                if plan.task_node.get(r) == node.name:
+                    assert r in inside, (node.name, t.name, r)
+            inside.add(t.name)
+        seen.add(node.name)
+
+
+def test_cheap_graph_is_one_job():
+    xs = [delayed(inc)(i) for i in range(1000)]
+    plan = plan_of(delayed(total)(xs))
+    assert len(plan.nodes) == 1
+    (node,) = plan.nodes.values()
+    assert list(node.outputs) == [node.tasks[-1].name]  # only the requested value
+
+
+def test_linear_chain_is_fused_whatever_it_costs():
+    x = delayed(inc)(0)
+    for _ in range(9):
+        x = delayed(inc)(x)
+    plan = plan_of(x, seconds=100.0)
+    assert [len(n.tasks) for n in plan.nodes.values()] == [10]
+
+
+def test_fifty_chains_are_bundled_into_slots_jobs():
+    outs = []
+    for c in range(50):
+        x = delayed(inc)(c)
+        for _ in range(9):
+            x = delayed(inc)(x)
+        outs.append(x)
+    plan = plan_of(*outs, seconds=1.0)
+    assert len(plan.nodes) == 4
+    assert sorted(len(n.tasks) for n in plan.nodes.values()) == [120, 120, 130, 130]
+    # each chain's last value is written (requested), no other
+    assert sum(len(n.outputs) for n in plan.nodes.values()) == 50
+    check_valid(plan)
+
+
+def test_wide_map_bundled_into_slots_jobs_and_the_cheap_sum_joins_inputs():
+    xs = [delayed(inc, pure=True)(i, dask_key_name=f"work-{i}") for i in range(40)]
+    with dask.annotate(condor={"duration": 0.0}):
+        s = delayed(total)(xs, dask_key_name="sum")
+    plan = plan_of(s, seconds=2.0)
+    check_valid(plan)
+    # 40 x 2 s on 4 slots: 4 jobs of about 20 s, the sum after them
+    sizes = sorted(len(n.tasks) for n in plan.nodes.values())
+    assert len(plan.nodes) <= 5 and sum(sizes) == 41
+    model = CostModel(job_overhead=6, slots=4, default_seconds=2.0, durations=plan.durations)
+    assert max(node_seconds(model, n) for n in plan.nodes.values()) <= 22
+
+
+def test_tree_reduction_cheap_levels_collapse():
+    import dask.bag as db
+
+    b = db.from_sequence(range(64), npartitions=16).map(inc).sum(split_every=2)
+    # the maps take 2 s (recorded for their key prefix), the reduction is cheap
+    plan = plan_of(b, history=History(prefix_seconds={"inc": 2.0}))
+    check_valid(plan)
+    # the 16 maps in 4 jobs of 8 s; all the reduction's levels in one job
+    assert len(plan.nodes) == 5
+    reduce_nodes = {plan.task_node[t.name] for n in plan.nodes.values() for t in n.tasks
+                    if not t.name.startswith("inc")}
+    assert len(reduce_nodes) == 1
+
+
+def test_blockwise_array_each_output_block_subtree_in_one_job():
+    da = pytest.importorskip("dask.array")
+    x = (da.ones((8, 8), chunks=2) + 1) * 2
+    plan = plan_of(x, seconds=10.0)
+    check_valid(plan)
+    # no node reads another node's value: every block's subtree is whole in one job
+    assert all(not n.inputs for n in plan.nodes.values())
+    assert len(plan.nodes) == 4  # 16 blocks bundled onto 4 slots
+    assert sum(len(n.outputs) for n in plan.nodes.values()) == 16
+
+
+def test_shuffle_stages_bundled_per_output_partition():
+    # n inputs split into n pieces each; output j collects piece j of every input
+    n = 8
+    dsk = {}
+    for i in range(n):
+        dsk[("split", i)] = Task(("split", i), lambda i: {j: i * j for j in range(n)}, i)
+        for j in range(n):
+            dsk[("piece", j, i)] = Task(("piece", j, i), dict.get, TaskRef(("split", i)), j)
+    for j in range(n):
+        dsk[("out", j)] = Task(("out", j), lambda *xs: sum(xs),
+                               *[TaskRef(("piece", j, i)) for i in range(n)])
+    keys = [("out", j) for j in range(n)]
+    model = CostModel(job_overhead=6, slots=4, default_seconds=0.5)
+    plan = make_plan(read_graph(dsk, keys), name="t", group="auto", cost=model)
+    check_valid(plan)
+    # every piece of output j sits with output j
+    for j in range(n):
+        out_node = plan.task_node[[t.name for nd in plan.nodes.values() for t in nd.tasks
+                                   if t.key == ("out", j)][0]]
+        for i in range(n):
+            piece = [t.name for nd in plan.nodes.values() for t in nd.tasks
+                     if t.key == ("piece", j, i)][0]
+            assert plan.task_node[piece] == out_node
+    assert len(plan.nodes) <= 8  # two stages, each bundled onto the slots
+
+
+def test_different_settings_never_share_a_node_and_group_false_stays_alone():
+    a = delayed(inc)(1, dask_key_name="a")
+    with dask.annotate(retries=2):
+        b = delayed(inc)(a, dask_key_name="b")
+    with dask.annotate(condor={"group": False}):
+        c = delayed(inc)(b, dask_key_name="c")
+    d = delayed(inc)(c, dask_key_name="d")
+    e = delayed(inc)(d, dask_key_name="e")
+    plan = plan_of(e)
+    groups = sorted(sorted(str(t.key) for t in n.tasks) for n in plan.nodes.values())
+    assert groups == [["a"], ["b"], ["c"], ["d", "e"]]
+    check_valid(plan)
+
+
+def test_shell_jobs_and_clusters_keep_their_nodes():
+    from dask_condordag import shell
+
+    j1 = shell("echo hi > a.txt")
+    j2 = shell("cat a.txt", after=[j1])
+    with dask.annotate(condor={"processes": 3}):
+        p = delayed(inc)(1)
+    plan = plan_of(j2, p)
+    assert all(len(n.tasks) == 1 for n in plan.nodes.values())
+    assert len(plan.nodes) == 3
+
+
+def test_done_tasks_are_not_grouped_again():
+    xs = [delayed(inc)(i) for i in range(4)]
+    s = delayed(total)(xs)
+    first = plan_of(s)
+    (node,) = first.nodes.values()
+    done = frozenset({s_name for s_name in first.task_node if s_name.startswith("total")})
+    model = CostModel(history=History(done=done))
+    again = make_plan(read_graph(dict(s.__dask_graph__()), [s.key]), name="t", group="auto",
+                      cost=model)
+    # the done sum and the inputs only it reads: one node, all of whose outputs exist
+    (node2,) = again.nodes.values()
+    assert set(node2.outputs) == done
+
+
+def test_done_task_read_by_a_task_that_must_run():
+    a = delayed(inc)(1, dask_key_name="a")
+    b = delayed(inc)(a, dask_key_name="b")
+    c = delayed(inc)(b, dask_key_name="c")
+    p1 = plan_of(c)
+    names_ = {str(t.key): t.name for n in p1.nodes.values() for t in n.tasks}
+    model = CostModel(history=History(done=frozenset({names_["b"]})))
+    p2 = make_plan(read_graph(dict(c.__dask_graph__()), [c.key]), name="t", group="auto",
+                   cost=model)
+    groups = sorted(sorted(str(t.key) for t in n.tasks) for n in p2.nodes.values())
+    assert groups == [["a", "b"], ["c"]]  # a is read only by the done b: not rerun
+    node_b = p2.nodes[p2.task_node[names_["b"]]]
+    assert set(node_b.outputs) == {names_["b"]}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_graphs_stay_acyclic(seed):
+    rnd = random.Random(seed)
+    dsk = {}
+    n = 60
+    for i in range(n):
+        deps = rnd.sample(range(i), min(i, rnd.randint(0, 3)))
+        dsk[f"t-{i}"] = Task(f"t-{i}", lambda *a: len(a), *[TaskRef(f"t-{d}") for d in deps])
+    ann = {}
+    keys = [f"t-{i}" for i in range(n - 5, n)]
+    g = read_graph(dsk, keys)
+    for i in range(n):
+        r = rnd.random()
+        if r < 0.2:
+            ann[f"t-{i}"] = {"condor": {"duration": rnd.choice([0.0, 1.0, 30.0])}}
+        elif r < 0.3:
+            ann[f"t-{i}"] = {"retries": 1}
+    import dataclasses
+
+    g = dataclasses.replace(g, annotations=ann)
+    model = CostModel(job_overhead=6, slots=3, default_seconds=rnd.choice([0.001, 2.0]))
+    plan = make_plan(g, name="t", group="auto", cost=model)  # raises on a cycle
+    check_valid(plan)
+    assert sum(len(nd.tasks) for nd in plan.nodes.values()) == len(plan.task_node)
+    for nd in plan.nodes.values():
+        assert len({plan_settings for plan_settings in [nd.settings]}) == 1
+        assert len({ann.get(str(t.key), {}).get("retries") for t in nd.tasks}) == 1
+
+
+def test_byte_budget_caps_a_node():
+    xs = [delayed(inc)(i) for i in range(100)]
+    plan = plan_of(delayed(total)(xs), max_node_bytes=10 * 65536)
+    assert len(plan.nodes) > 1
+    assert all(len(n.tasks) <= 10 for n in plan.nodes.values())
+
+
+def test_duration_and_group_annotations_are_checked():
+    with dask.annotate(condor={"duration": "long"}):
+        x = delayed(inc)(1)
+    with pytest.raises(PlanError, match=r"condor\['duration'\]"):
+        plan_of(x)
+    with dask.annotate(condor={"group": "no"}):
+        y = delayed(inc)(1)
+    with pytest.raises(PlanError, match=r"condor\['group'\]"):
+        plan_of(y)
+
+
+def test_options_are_checked():
+    with pytest.raises(dask_condordag.CondorDagError, match="job_overhead"):
+        delayed(inc)(1).compute(scheduler="condordag", run="none", job_overhead=-1)
+    with pytest.raises(dask_condordag.CondorDagError, match="slots"):
+        delayed(inc)(1).compute(scheduler="condordag", run="none", slots=0)
+
+
+def test_worker_records_task_seconds_and_the_next_plan_reads_them(tmp_path):
+    import time
+
+    def slow(x):
+        time.sleep(0.2)
+        return x
+
+    s = delayed(total)([delayed(slow)(i) for i in range(3)])
+    assert s.compute(scheduler="condordag", run="local", path=tmp_path / "wf",
+                     progress=False, group="none") == 3
+    h = read_history(tmp_path / "wf")
+    slow_names = [n for n in h.seconds if n.startswith("slow")]
+    assert len(slow_names) == 3 and all(h.seconds[n] >= 0.19 for n in slow_names)
+    assert h.done == frozenset(h.seconds)
+    model = CostModel(history=h)
+    assert model.task_seconds(slow_names[0]) >= 0.19
+    assert model.task_seconds("slow_0000000000000000") >= 0.19  # by key prefix
+    assert model.task_bytes(slow_names[0]) > 0
+    # the second compute reuses all (the done sum and what only it reads)
+    assert s.compute(scheduler="condordag", run="local", path=tmp_path / "wf",
+                     progress=False) == 3
+
+
+def squares(n):
+    return (i * i for i in range(n))
+
+
+def test_an_iterator_read_by_two_tasks_of_one_node_is_read_whole_by_both(tmp_path):
+    g = delayed(squares)(3)
+    both = delayed(tuple)([delayed(sum)(g), delayed(list)(g)])
+    wf = dask_condordag.write(both, path=tmp_path / "wf")
+    assert len(wf.nodes) == 1  # one job: the generator never leaves it
+    wf.run(progress=False)
+    assert wf.result() == (5, [0, 1, 4])
