@@ -60,6 +60,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from . import names
+from .cost import CostModel, read_history
 
 __all__ = ["plan_report", "run_report", "PlanReport", "RunReport", "NodePlan", "NodeRun",
            "node_durations", "critical_path", "timeline_svg", "DEFAULT_TASK_SECONDS",
@@ -230,8 +231,11 @@ def _seconds(wf, dag, durations, task_seconds):
 def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS, dag=None) -> dict:
     """node -> (seconds per proc, "recorded" | "default"): the run time of
     the node's job in the last run of this workflow directory that ran it
-    successfully (:func:`run_report`), else ``task_seconds`` per task of the
-    node (the manifest's). The one place plan_report takes durations from.
+    successfully (:func:`run_report`), else the sum over the node's tasks of
+    what the cost model knows (``cost.CostModel.task_seconds``: the time the
+    worker recorded for that task, else the mean of its key prefix, else
+    ``task_seconds``; "recorded" when every task has its own record). The one
+    place plan_report takes durations from.
     ``dag``: the workflow's DAG file already parsed."""
     recorded = {}
     try:
@@ -240,12 +244,18 @@ def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS, dag=None) 
                 recorded[r.node] = r.run
     except FileNotFoundError:
         pass
+    # per task, the cost model's records (the wall time the worker wrote into
+    # each result's header; the mean of its key prefix), else task_seconds
+    model = CostModel(history=read_history(wf.path), default_seconds=task_seconds)
     out = {}
     for node, info in wf.nodes.items():
         if node in recorded:
             out[node] = (recorded[node], "recorded")
-        else:
-            out[node] = (task_seconds * max(1, len(info.get("tasks") or ())), "default")
+            continue
+        tasks = list(info.get("tasks") or ()) or [node]
+        seconds = sum(model.task_seconds(t) for t in tasks)
+        known = all(t in model.history.seconds for t in tasks)
+        out[node] = (seconds, "recorded" if known else "default")
     return out
 
 

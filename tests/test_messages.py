@@ -19,6 +19,9 @@ from dask_condordag.messages import notice
 from . import fake_condor
 from .helpers import add, inc
 
+# about one task per node (names, counts, per-node figures): conftest.py
+pytestmark = pytest.mark.usefixtures("one_node_per_task")
+
 
 class _Keep(logging.Handler):
     """A handler of the user's: keeps the records it is given."""

@@ -17,6 +17,9 @@ from dask_condordag.report import (DEFAULT_TASK_SECONDS, node_durations, plan_re
 
 from .helpers import boom, inc
 
+# about one task per node (names, counts, per-node figures): conftest.py
+pytestmark = pytest.mark.usefixtures("one_node_per_task")
+
 POOL_RUN = Path(__file__).parent / "data" / "pool_run"  # a 4 x 2 s + sum run on the test pool
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -235,3 +238,14 @@ def test_a_big_plan_prints_40_rows_and_says_how_many_more(tmp_path):
     assert text.count(" default ") == 40 and "... and 5 more nodes" in text
     assert len(rep.to_dict()["nodes"]) == 45
     assert rep.makespan == 12 * 2.0 and rep.lower_bound == 45 / 4 + 1.0  # 12 waves
+
+
+def test_durations_from_the_times_the_worker_recorded_per_task(tmp_path):
+    # without a record of the node's job (no jobstate log), plan_report takes
+    # each task's wall time from its result file's header (the cost model's records)
+    wf = fan_in(tmp_path / "wf")
+    wf.run(progress=False)
+    (wf.path / f"{wf.name}.jobstate.log").unlink()
+    got = node_durations(wf, task_seconds=100.0)
+    assert {source for _, source in got.values()} == {"recorded"}
+    assert all(0 <= secs < 100.0 for secs, _ in got.values())
