@@ -27,6 +27,9 @@ from dask_condordag.follow import Follower, JobstateReader, NodeProgress, parse_
 from . import fake_condor
 from .helpers import add, boom, inc, none
 
+# callbacks per node of one task each (group="auto" would make one job): conftest.py
+pytestmark = pytest.mark.usefixtures("one_node_per_task")
+
 
 class Recorder(Callback):
     """Keeps every callback call, with the time it came."""
