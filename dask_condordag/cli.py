@@ -42,6 +42,7 @@ from pathlib import Path
 from . import names
 from .cli_inspect import UsageError, cmd_doctor, cmd_graph, cmd_inspect, open_workflow
 from .exceptions import CondorDagError, ResultMissingError, RunnerError, WorkflowError
+from .gc import gc, human_size, parse_age
 from .report import add_commands as add_report_commands
 
 __all__ = ["main"]
@@ -193,8 +194,6 @@ def _cmd_result(args) -> int:
 
 def _age(text: str) -> float:
     """``--older-than AGE``: 30d, 12h, 90m, 45s, 2w."""
-    from .gc import parse_age
-
     if re.fullmatch(r"\s*\d+(\.\d*)?\s*", text):
         raise argparse.ArgumentTypeError(
             f"{text!r} has no unit: write it with one, s, m (minutes), h, d or w -- "
@@ -206,8 +205,6 @@ def _age(text: str) -> float:
 
 
 def _cmd_gc(args) -> int:
-    from .gc import gc, human_size
-
     report = gc(args.path, older_than=args.older_than, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     if not args.quiet:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names
+from .worker import RESULT_ERR, RESULT_OK, header_seconds
 
 __all__ = ["CostModel", "History", "read_history", "node_seconds", "model_for",
            "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "DEFAULT_TASK_SECONDS",
@@ -120,8 +121,6 @@ def read_history(path) -> History:
 
 def _record(head: bytes):
     """``(is_result, seconds or None)`` from a result header, None if not ours."""
-    from .worker import RESULT_ERR, RESULT_OK, header_seconds
-
     if head.startswith(RESULT_OK):
         return True, header_seconds(head)
     if head.startswith(RESULT_ERR):
