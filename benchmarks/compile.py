@@ -1,6 +1,6 @@
 """Compile + write speed and peak memory for large delayed graphs.
 
-    python benchmarks/compile.py [--sizes 10000 100000] [--json out.json]
+    python benchmarks/compile.py [--sizes 10000 100000] [--group auto|none|chains] [--json out.json]
 
 For each shape and size, in a fresh process: build the graph ("build s"), do
 what ``dask.compute`` does before calling a scheduler ("dask s": dask's own
@@ -13,6 +13,8 @@ Targets (issue 2): at least 20,000 tasks/s on a 2-core machine; 100k
 tasks under 2 GB peak memory. Payloads are written 64 to a file (names.PACK_NODES),
 so a 100k-task workflow is ~1,600 payload files, not 100k: creating a file
 costs 50-90 us on a VM disk, which alone used to cap the rate near 15,000/s.
+``--group`` sets the ``group`` option (default: the package's default,
+``auto``; ``none`` compares with commits older than ``group="auto"``).
 ``--dir /dev/shm`` (tmpfs) shows the compiler's rate without the disk.
 """
 
@@ -40,7 +42,7 @@ def add(x, y):
 def total(xs):
     return sum(xs)
 
-shape, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+shape, n, path, group = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 t0 = time.perf_counter()
 if shape == "independent":
     outs = [delayed(inc)(i) for i in range(n)]
@@ -67,7 +69,10 @@ expr = FinalizeCompute(collections_to_expr(outs)).optimize()
 keys = list(flatten(expr.__dask_keys__()))
 t2 = time.perf_counter()
 # ours: read the graph, plan, render, write the directory
-wf = _compile(expr, keys, options({"path": path, "name": "bench"}))
+settings = {"path": path, "name": "bench"}
+if group:
+    settings["group"] = group
+wf = _compile(expr, keys, options(settings))
 t3 = time.perf_counter()
 tasks = sum(len(info["tasks"]) for info in wf.nodes.values())
 import os
@@ -78,15 +83,15 @@ print(json.dumps({"files": files, "build_s": t1 - t0, "dask_s": t2 - t1, "write_
 '''
 
 
-def measure(shape, n, where):
+def measure(shape, n, where, group=""):
     # Deleting many files just before creating many is slow on some disks
     # (online discard): workflows are deleted only after all measurements.
     os.sync()
     out = subprocess.run([sys.executable, "-c", CHILD, shape, str(n),
-                          os.path.join(where, f"{shape}-{n}")],
+                          os.path.join(where, f"{shape}-{n}"), group],
                          capture_output=True, text=True, check=True)
     row = json.loads(out.stdout.strip().splitlines()[-1])
-    row.update(shape=shape, size=n, tasks_per_s=row["tasks"] / row["write_s"])
+    row.update(shape=shape, size=n, group=group or "default", tasks_per_s=row["tasks"] / row["write_s"])
     return row
 
 
@@ -98,6 +103,8 @@ def main(argv=None):
     p.add_argument("--dir", default=None,
                    help="where to write the workflows (default: the system temp directory; "
                         "file creation costs differ a lot between file systems)")
+    p.add_argument("--group", default="", choices=("", "auto", "none", "chains"),
+                   help="the group option (default: the package's default)")
     args = p.parse_args(argv)
     rows = []
     print(f"{'shape':<12} {'tasks':>8} {'nodes':>8} {'build s':>8} {'dask s':>8} "
@@ -105,7 +112,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="condordag-bench-") as where:
         for n in args.sizes:
             for shape in args.shapes:
-                r = measure(shape, n, where)
+                r = measure(shape, n, where, args.group)
                 rows.append(r)
                 print(f"{shape:<12} {r['tasks']:>8} {r['nodes']:>8} {r['build_s']:>8.2f} "
                       f"{r['dask_s']:>8.2f} {r['write_s']:>8.2f} {r['tasks_per_s']:>9.0f} "

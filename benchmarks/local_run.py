@@ -1,11 +1,14 @@
 """Local runner wall time for 1,000 trivial nodes, beside dask's own schedulers.
 
-    python benchmarks/local_run.py [--nodes 1000] [--json out.json]
+    python benchmarks/local_run.py [--nodes 1000] [--group none|chains|auto] [--json out.json]
 
 Measured in one run on the same graph (1,000 independent ``inc`` calls and a
 sum): ``compute(scheduler="sync")``, ``compute(scheduler="processes")`` and
 ``compute(scheduler="condordag")`` (compile + write + local runner, one
-process per node, as on a pool). Also times the worker shim's start-to-exit
+process per node, as on a pool). ``--group`` passes the ``group`` option
+(default ``none``: one node per task, so the figure is the runner's cost per
+job and compares with commits older than ``group="auto"``; ``auto`` shows what
+a user gets by default). Also times the worker shim's start-to-exit
 for one trivial node against ``python -c pass`` (target: within 2x).
 Prints a table and writes JSON (default: benchmarks/results/local_run.json).
 """
@@ -64,6 +67,7 @@ def shim_vs_python(where, repeat=20):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--nodes", type=int, default=1000)
+    p.add_argument("--group", default="none", choices=("none", "chains", "auto"))
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "local_run.json"))
     args = p.parse_args(argv)
@@ -74,10 +78,10 @@ def main(argv=None):
         rows["processes"], got = timed(lambda: graph(n).compute(scheduler="processes"))
         assert got == expect
         rows["condordag"], got = timed(lambda: graph(n).compute(
-            scheduler="condordag", path=os.path.join(where, "wf")))
+            scheduler="condordag", path=os.path.join(where, "wf"), group=args.group))
         assert got == expect
         base, shim = shim_vs_python(where)
-    print(f"{n} trivial nodes (+1 sum), {os.cpu_count()} cores")
+    print(f"{n} trivial tasks (+1 sum), group={args.group}, {os.cpu_count()} cores")
     print(f"{'scheduler':<12} {'wall s':>8} {'per node ms':>12}")
     for k, v in rows.items():
         print(f"{k:<12} {v:>8.2f} {1000 * v / (n + 1):>12.2f}")
@@ -85,7 +89,7 @@ def main(argv=None):
           f"({shim / base:.2f}x; target <= 2x)")
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"nodes": n, "cpus": os.cpu_count(), "wall_s": rows,
+        json.dump({"nodes": n, "group": args.group, "cpus": os.cpu_count(), "wall_s": rows,
                    "shim_s": shim, "python_pass_s": base}, f, indent=1)
     print(f"wrote {args.json}")
 
