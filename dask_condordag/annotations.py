@@ -50,6 +50,8 @@ import math
 import re
 from contextlib import contextmanager
 
+import dask
+
 from .exceptions import PlanError
 from .names import OUR_MACROS
 from .settings import DagSettings, NodeSettings
@@ -356,8 +358,6 @@ def annotate(**condor):
     ...         dask.get_annotations()["condor"]
     {'category': 'db', 'vars': {'a': '1', 'b': '2'}}
     """
-    import dask
-
     current = dask.get_annotations().get("condor")
     with dask.annotate(condor=merge_condor(current, condor)):
         yield

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 
 import dask
+from dask.highlevelgraph import HighLevelGraph
 
 from ._compat import (
     Alias,
@@ -131,8 +132,6 @@ def materialize(dsk) -> tuple[dict, dict]:
     cull goes quadratic. Other expressions are materialized with fusion off.
     dask's disk shuffles are rewritten into task shuffles (``shuffle.py``).
     """
-    from dask.highlevelgraph import HighLevelGraph
-
     if isinstance(dsk, HighLevelGraph):
         hlgs = [dsk]
     elif isinstance(dsk, Mapping):
