@@ -54,8 +54,8 @@ from . import names
 from .exceptions import CorruptResultError, RemoteError, WorkflowError
 from .worker import CorruptFile, unseal, write_atomic
 
-__all__ = ["read_result", "read_error", "keep_finished", "remote_exception", "remote_traceback", "is_error",
-           "is_ok", "verify", "RemoteFailure", "add_note"]
+__all__ = ["read_result", "read_error", "keep_finished", "remote_exception", "remote_traceback",
+           "is_error", "is_ok", "verify", "RemoteFailure", "add_note"]
 
 logger = logging.getLogger(__name__)
 

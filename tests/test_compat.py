@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import cloudpickle
@@ -19,6 +20,9 @@ from dask_condordag.doctor import doctor
 PACKAGE = Path(dask_condordag.__file__).parent
 #: the standalone worker shim imports only the standard library and cloudpickle
 EXEMPT = {"_compat.py", "worker.py"}
+#: the tests, benchmarks and examples go through _compat too (this file holds probes)
+OTHERS = [p for d in ("tests", "benchmarks", "examples")
+          for p in sorted((PACKAGE.parent / d).rglob("*.py")) if p.name != "test_compat.py"]
 _PRIVATE_STRING = re.compile(r"^(dask|cloudpickle)(\.\w+)*\._\w")
 
 
@@ -42,9 +46,25 @@ def test_versions_outside_the_checked_ranges_are_named():
 def _private_uses(path: Path, label: str) -> list[str]:
     """Each import of a private dask/cloudpickle module or name, each
     ``cloudpickle.cloudpickle`` attribute and each private module path in a
-    string, as ``file:line: what``."""
+    string, as ``file:line: what``; a string that holds a Python script (a
+    subprocess's) is read the same way."""
+    return [line for _, line in sorted(_private_in(path.read_text(encoding="utf-8"), label))]
+
+
+def _script(text: str):
+    """The parsed Python script ``text`` holds, or None."""
+    if "import" not in text or "\n" not in text:
+        return None
+    try:
+        return ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return None
+
+
+def _private_in(source, label: str, first_line: int = 1) -> list:
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = source if isinstance(source, ast.AST) else ast.parse(source)
+    for node in ast.walk(tree):
         found = None
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
                 and node.module.split(".")[0] in ("dask", "cloudpickle"):
@@ -63,12 +83,15 @@ def _private_uses(path: Path, label: str) -> list[str]:
                     (node.value.id, node.attr) == ("cloudpickle", "cloudpickle")
                     or node.attr.startswith("_") and not node.attr.endswith("__")):
             found = f"{node.value.id}.{node.attr}"
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and _PRIVATE_STRING.match(node.value):
-            found = repr(node.value)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if _PRIVATE_STRING.match(node.value):
+                found = repr(node.value)
+            elif (script := _script(node.value)) is not None:
+                out += _private_in(script, label, first_line + node.lineno - 1)
         if found:
-            out.append((node.lineno, f"{label}:{node.lineno}: {found}"))
-    return [line for _, line in sorted(out)]
+            line = first_line + node.lineno - 1
+            out.append((line, f"{label}:{line}: {found}"))
+    return out
 
 
 def test_private_names_are_used_through_compat_only():
@@ -78,15 +101,26 @@ def test_private_names_are_used_through_compat_only():
                       "(import them from there):\n" + "\n".join(uses))
 
 
+def test_tests_benchmarks_and_examples_use_private_names_through_compat():
+    assert len(OTHERS) > 20, OTHERS
+    uses = [u for p in OTHERS for u in _private_uses(p, str(p.relative_to(PACKAGE.parent)))]
+    assert not uses, ("private dask/cloudpickle names outside dask_condordag/_compat.py "
+                      "(import them from dask_condordag._compat; add them there if "
+                      "missing):\n" + "\n".join(uses))
+
+
 def test_the_check_sees_a_private_import(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text("from dask._task_spec import Task\nimport cloudpickle\n"
                    "f = cloudpickle.cloudpickle._code_reduce\n"
-                   "m = 'dask.dataframe.dask_expr._shuffle'\n")
+                   "m = 'dask.dataframe.dask_expr._shuffle'\n"
+                   "SCRIPT = \'\'\'\n    import dask\n    from dask._expr import X\n\'\'\'\n"
+                   "OK = \'\'\'\n    import dask\n    from dask_condordag._compat import X\n\'\'\'\n")
     got = _private_uses(bad, "probe.py")
-    assert [g.split(": ", 1)[1] for g in got] == [
-        "from dask._task_spec import ...", "cloudpickle.cloudpickle",
-        "'dask.dataframe.dask_expr._shuffle'"], got
+    assert got == [
+        "probe.py:1: from dask._task_spec import ...", "probe.py:3: cloudpickle.cloudpickle",
+        "probe.py:4: 'dask.dataframe.dask_expr._shuffle'",
+        "probe.py:7: from dask._expr import ..."], got
 
 
 def test_doctor_notes_versions_outside_the_checked_ranges(tmp_path):
