@@ -29,7 +29,7 @@ also documented in ``worker.py``)::
 
 Example::
 
-    >>> from dask._task_spec import Task, TaskRef
+    >>> from dask_condordag._compat import Task, TaskRef
     >>> from operator import add
     >>> g = read_graph({"x": 1, "y": Task("y", add, TaskRef("x"), 10)}, ["y"])
     >>> list(g.nodes), g.nodes["y"].expr[2]
