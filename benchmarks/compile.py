@@ -61,8 +61,8 @@ else:  # fan-in: n leaves summed by a tree of 100-wide sums
 t1 = time.perf_counter()
 # what dask.compute does before it calls a scheduler (dask's own cost, not ours)
 from dask.base import collections_to_expr
-from dask._expr import FinalizeCompute
 from dask.core import flatten
+from dask_condordag._compat import FinalizeCompute
 from dask_condordag.config import options
 from dask_condordag.scheduler import _compile
 expr = FinalizeCompute(collections_to_expr(outs)).optimize()

@@ -7,7 +7,7 @@ Data
     classes of ``dask._expr`` (``FinalizeCompute``, ``HLGExpr``, the two
     expression sequences, ``_AnnotationsTombstone``); cloudpickle's code
     reducer and its by-reference test; the disk-shuffle internals of
-    ``dask.dataframe`` and ``dask.bag``. :data:`CHECKED` holds the version
+    ``dask.dataframe`` (``DiskShuffle``) and ``dask.bag``. :data:`CHECKED` holds the version
     ranges these were read against; :func:`unchecked_versions` says which
     installed versions fall outside.
 
@@ -20,9 +20,9 @@ Policy
     * Nothing warns at import: ``dask-condordag doctor`` adds a note when the
       versions are outside the checked ranges.
     * ``dask.dataframe`` and ``dask.bag`` are imported only by the user:
-      :func:`frame_disk_shuffle` and :func:`bag_core` look for them in
-      ``sys.modules`` and return None when they are not loaded (a graph can
-      then hold none of their tasks).
+      :func:`disk_shuffle_expr`, :func:`frame_disk_shuffle` and :func:`bag_core`
+      look for them in ``sys.modules`` and return None when they are not
+      loaded (a graph can then hold none of their tasks).
 
 Example::
 
@@ -64,7 +64,8 @@ __all__ = ["CHECKED", "unchecked_versions", "Alias", "DataNode", "Dict", "GraphN
            "List", "NestedContainer", "Task", "TaskRef", "convert_legacy_task",
            "identity_cast", "instantiate_named_tuple", "FinalizeCompute", "HLGExpr",
            "expr_sequences", "is_annotations_tombstone", "code_reduce",
-           "should_pickle_by_reference", "frame_disk_shuffle", "bag_core", "concat_frames"]
+           "should_pickle_by_reference", "disk_shuffle_expr", "frame_disk_shuffle", "bag_core",
+           "concat_frames"]
 
 #: the first and last release series each private name here was read against
 #: (compared on as many parts as given: cloudpickle "3" is any 3.x); a release
@@ -90,17 +91,24 @@ def is_annotations_tombstone(value) -> bool:
     return _AnnotationsTombstone is not None and isinstance(value, _AnnotationsTombstone)
 
 
-def frame_disk_shuffle():
-    """``(DiskShuffle._shuffle_group, dask.dataframe.shuffle.collect)``: the
-    functions a dataframe disk shuffle's tasks call
+def disk_shuffle_expr():
+    """``DiskShuffle``: the expression of a dataframe disk shuffle
     (dask/dataframe/dask_expr/_shuffle.py), or None when ``dask.dataframe`` is
     not loaded."""
     frames = sys.modules.get("dask.dataframe.dask_expr._shuffle")
-    if frames is None:
+    return None if frames is None else frames.DiskShuffle
+
+
+def frame_disk_shuffle():
+    """``(DiskShuffle._shuffle_group, dask.dataframe.shuffle.collect)``: the
+    functions a dataframe disk shuffle's tasks call, or None when
+    ``dask.dataframe`` is not loaded."""
+    disk = disk_shuffle_expr()
+    if disk is None:
         return None
     from dask.dataframe.shuffle import collect  # loaded with the module above
 
-    return frames.DiskShuffle._shuffle_group, collect
+    return disk._shuffle_group, collect
 
 
 def bag_core():

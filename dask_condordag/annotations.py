@@ -50,6 +50,8 @@ import math
 import re
 from contextlib import contextmanager
 
+import dask
+
 from .exceptions import PlanError
 from .names import OUR_MACROS
 from .settings import DagSettings, NodeSettings
@@ -173,15 +175,25 @@ def _resources(key, res) -> list:
     return list(out.items())
 
 
-def _vars(key, value) -> tuple:
+def _named_items(key, field: str, value, kind: str, pattern, rule: str) -> list:
+    """``[(name, value, what)]`` of ``condor[field]``: a dict whose names are
+    strings that ``pattern`` matches (else ``rule`` says what they must be)."""
     if not isinstance(value, dict):
-        _fail(key, "condor['vars']", f"{value!r} is not a dict of name -> value")
+        _fail(key, f"condor[{field!r}]", f"{value!r} is not a dict of {kind} -> value")
     out = []
     for name, v in value.items():
-        what = f"condor['vars'][{name!r}]"
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            _fail(key, what, "a VARS name must be letters, digits and '_', not starting "
-                             "with a digit")
+        what = f"condor[{field!r}][{name!r}]"
+        if not isinstance(name, str) or not pattern.fullmatch(name):
+            _fail(key, what, rule)
+        out.append((name, v, what))
+    return out
+
+
+def _vars(key, value) -> tuple:
+    out = []
+    for name, v, what in _named_items(key, "vars", value, "name", _NAME,
+                                      "a VARS name must be letters, digits and '_', not "
+                                      "starting with a digit"):
         if name.lower().startswith("queue"):
             _fail(key, what, "DAGMan rejects VARS names that start with 'queue'")
         if name.lower() in RESERVED_VARS:
@@ -196,13 +208,9 @@ def _vars(key, value) -> tuple:
 
 
 def _submit(key, value) -> list:
-    if not isinstance(value, dict):
-        _fail(key, "condor['submit']", f"{value!r} is not a dict of command -> value")
     out = []
-    for cmd, v in value.items():
-        what = f"condor['submit'][{cmd!r}]"
-        if not isinstance(cmd, str) or not _COMMAND.fullmatch(cmd):
-            _fail(key, what, "not a submit command name")
+    for cmd, v, what in _named_items(key, "submit", value, "command", _COMMAND,
+                                     "not a submit command name"):
         canon = cmd.lower()
         if canon.startswith("+"):
             canon = "my." + canon[1:]
@@ -356,8 +364,6 @@ def annotate(**condor):
     ...         dask.get_annotations()["condor"]
     {'category': 'db', 'vars': {'a': '1', 'b': '2'}}
     """
-    import dask
-
     current = dask.get_annotations().get("condor")
     with dask.annotate(condor=merge_condor(current, condor)):
         yield

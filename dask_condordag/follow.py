@@ -50,7 +50,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dask.callbacks import normalize_callback, unpack_callbacks
+
 from . import dagfile
+from .results import is_ok
 from .statusfile import STATUS_DONE, STATUS_POSTRUN, STATUS_PRERUN, STATUS_SUBMITTED
 
 __all__ = ["parse_jobstate_line", "JobstateReader", "NodeProgress", "Follower"]
@@ -165,8 +168,6 @@ class Follower:
     """
 
     def __init__(self, workdir, manifest: dict, dag: dagfile.DagFile, cluster, callbacks=()):
-        from dask.callbacks import normalize_callback, unpack_callbacks
-
         self.workdir = Path(workdir)
         self.dag = dag
         self.tasks = {n: list(info["tasks"]) for n, info in manifest["nodes"].items()}
@@ -256,8 +257,6 @@ class Follower:
 
 
 def _results_there(workdir, info: dict) -> bool:
-    from .results import is_ok
-
     files = [f for fs in info["outputs"].values() for f in fs]
     return bool(files) and all(is_ok(Path(workdir, f)) for f in files)
 

@@ -29,7 +29,7 @@ also documented in ``worker.py``)::
 
 Example::
 
-    >>> from dask._task_spec import Task, TaskRef
+    >>> from dask_condordag._compat import Task, TaskRef
     >>> from operator import add
     >>> g = read_graph({"x": 1, "y": Task("y", add, TaskRef("x"), 10)}, ["y"])
     >>> list(g.nodes), g.nodes["y"].expr[2]
@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 
 import dask
+from dask.highlevelgraph import HighLevelGraph
 
 from ._compat import (
     Alias,
@@ -131,8 +132,6 @@ def materialize(dsk) -> tuple[dict, dict]:
     cull goes quadratic. Other expressions are materialized with fusion off.
     dask's disk shuffles are rewritten into task shuffles (``shuffle.py``).
     """
-    from dask.highlevelgraph import HighLevelGraph
-
     if isinstance(dsk, HighLevelGraph):
         hlgs = [dsk]
     elif isinstance(dsk, Mapping):

@@ -16,6 +16,13 @@ from __future__ import annotations
 
 import subprocess
 
+import dask
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+
+from ._compat import Task, TaskRef
+
 __all__ = ["procid", "shell", "after", "run_shell"]
 
 
@@ -100,8 +107,6 @@ def shell(cmd: str, after=()):
     """
     if not isinstance(cmd, str):
         raise TypeError(f"shell() takes a command string, got {type(cmd).__name__}")
-    import dask
-
     job = dask.delayed(run_shell, pure=False)(cmd)
     return _ordered_after(job, after) if after else job
 
@@ -119,18 +124,11 @@ def after(value, *deps):
 def _ordered_after(value, deps):
     """:func:`after`, under a name that ``shell()``'s ``after=`` argument
     does not shadow."""
-    from dask.delayed import Delayed
-
     if not isinstance(value, Delayed):
         raise TypeError(f"after() takes a dask.delayed value, got {type(value).__name__}")
     if not deps:
         return value
     task = dict(value.dask).get(value.key)
-    from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
-
-    from ._compat import Task, TaskRef
-
     for v in deps:
         if not isinstance(v, Delayed):
             raise TypeError(f"after() takes dask.delayed values, got {type(v).__name__}")

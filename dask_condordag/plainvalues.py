@@ -32,6 +32,9 @@ import functools
 import sys
 import types
 
+from dask.base import tokenize
+from dask.tokenize import normalize_object, normalize_token
+
 from .usercode import installed_name
 
 __all__ = ["SCALARS", "PlainValues", "typename"]
@@ -87,8 +90,6 @@ class PlainValues:
             if getattr(v, "dtype", v) == object:  # object arrays: any object inside
                 self._culprit = v
                 return None
-            from dask.base import tokenize
-
             return f"numpy:{tokenize(v)}"
         if isinstance(v, tuple) and hasattr(t, "_fields"):  # a named tuple
             items = self._container(tuple(v), tuple)
@@ -141,8 +142,6 @@ class PlainValues:
     def _dask_token(self, v, t):
         """dask's tokenize, for types it has its own deterministic rule for
         (pandas, pyarrow ...; not its pickle fallback for any object)."""
-        from dask.tokenize import normalize_object, normalize_token, tokenize
-
         try:
             if normalize_token.dispatch(t) is not normalize_object:
                 return f"dask:{tokenize(v, ensure_deterministic=True)}"

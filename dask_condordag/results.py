@@ -40,8 +40,10 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
+import linecache
 import logging
 import pickle
 from dataclasses import dataclass, field
@@ -50,10 +52,10 @@ from typing import Any
 
 from . import names
 from .exceptions import CorruptResultError, RemoteError, WorkflowError
-from .worker import CorruptFile, unseal
+from .worker import CorruptFile, unseal, write_atomic
 
-__all__ = ["read_result", "read_error", "keep_finished", "remote_exception", "remote_traceback", "is_error",
-           "is_ok", "verify", "RemoteFailure", "add_note"]
+__all__ = ["read_result", "read_error", "keep_finished", "remote_exception", "remote_traceback",
+           "is_error", "is_ok", "verify", "RemoteFailure", "add_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,10 +115,6 @@ def keep_finished(root, report: dict) -> list:
     directory ``root``; returns the task names written. Each is verified
     (checksum, and that it names its own file) first; one already there is
     left alone (names are content hashes: it is the same result)."""
-    import base64
-
-    from .worker import write_atomic
-
     written = []
     for task, b64 in (report.get("finished") or {}).items():
         rel = names.result_file(task)
@@ -154,8 +152,6 @@ def remote_traceback(report: dict) -> str:
     frames = report.get("frames")
     if not frames:
         return report.get("traceback", "").rstrip()
-    import linecache
-
     out = ["Traceback (most recent call last):"]
     for filename, lineno, name, line in frames:
         out.append(f'  File "{filename}", line {lineno}, in {name}')
@@ -234,8 +230,6 @@ def _unpickle_exception(report: dict):
         return None, (f"it could not be pickled on the execute node ({why})" if why
                       else "the execute node did not send it")
     try:
-        import base64
-
         got = pickle.loads(base64.b64decode(data))
         chain, links = (got, None) if isinstance(got, BaseException) else got
         if isinstance(chain, BaseException):

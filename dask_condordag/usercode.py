@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import os
+import site
 import sys
 import sysconfig
 import types
@@ -44,8 +45,6 @@ _MISSING = object()
 def installed_prefixes() -> tuple[str, ...]:
     """Where installed code lives: the interpreter's prefixes and site-packages
     (fixed for the life of the process; computing it costs ~1 ms)."""
-    import site
-
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         p = sysconfig.get_paths().get(key)

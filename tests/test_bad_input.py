@@ -13,13 +13,13 @@ import dask
 import numpy as np
 import pytest
 from dask import delayed
-from dask._task_spec import Task, TaskRef
 
 import dask_condordag
 from dask_condordag import (
     CondorDagError, CorruptResultError, GraphError, MissingKeyError, PlanError, WorkflowError,
     WorkflowExistsError, names,
 )
+from dask_condordag._compat import Task, TaskRef
 
 from .payloads import edit_payload
 from .helpers import inc

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+import doctest
 import re
+import textwrap
 from pathlib import Path
 
 import cloudpickle
@@ -19,6 +21,13 @@ from dask_condordag.doctor import doctor
 PACKAGE = Path(dask_condordag.__file__).parent
 #: the standalone worker shim imports only the standard library and cloudpickle
 EXEMPT = {"_compat.py", "worker.py"}
+#: the tests, benchmarks and examples go through _compat too (this file holds probes)
+#: private uses in files other changes are rewriting now: (file, what)
+NOT_YET = {  # being restructured (issue 11)
+    ("plan.py", "from dask._task_spec import ..."),  # its module docstring's example
+}
+OTHERS = [p for d in ("tests", "benchmarks", "examples")
+          for p in sorted((PACKAGE.parent / d).rglob("*.py")) if p.name != "test_compat.py"]
 _PRIVATE_STRING = re.compile(r"^(dask|cloudpickle)(\.\w+)*\._\w")
 
 
@@ -42,9 +51,34 @@ def test_versions_outside_the_checked_ranges_are_named():
 def _private_uses(path: Path, label: str) -> list[str]:
     """Each import of a private dask/cloudpickle module or name, each
     ``cloudpickle.cloudpickle`` attribute and each private module path in a
-    string, as ``file:line: what``."""
+    string, as ``file:line: what``; a string that holds a Python script (a
+    subprocess's) or doctest examples is read the same way."""
+    return [line for _, line in sorted(_private_in(path.read_text(encoding="utf-8"), label))]
+
+
+def _scripts(text: str) -> list:
+    """``(tree, first line)`` for the Python script ``text`` holds, or for each
+    of its doctest examples (lines counted from the string's first)."""
+    if "import" not in text or "\n" not in text:
+        return []
+    if ">>>" in text:
+        out = []
+        for ex in doctest.DocTestParser().get_examples(text):
+            try:
+                out.append((ast.parse(ex.source), ex.lineno))
+            except SyntaxError:
+                pass
+        return out
+    try:
+        return [(ast.parse(textwrap.dedent(text)), 0)]
+    except SyntaxError:
+        return []
+
+
+def _private_in(source, label: str, first_line: int = 1) -> list:
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = source if isinstance(source, ast.AST) else ast.parse(source)
+    for node in ast.walk(tree):
         found = None
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
                 and node.module.split(".")[0] in ("dask", "cloudpickle"):
@@ -63,30 +97,56 @@ def _private_uses(path: Path, label: str) -> list[str]:
                     (node.value.id, node.attr) == ("cloudpickle", "cloudpickle")
                     or node.attr.startswith("_") and not node.attr.endswith("__")):
             found = f"{node.value.id}.{node.attr}"
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and _PRIVATE_STRING.match(node.value):
-            found = repr(node.value)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if _PRIVATE_STRING.match(node.value):
+                found = repr(node.value)
+            for script, at in _scripts(node.value):
+                out += _private_in(script, label, first_line + node.lineno - 1 + at)
         if found:
-            out.append((node.lineno, f"{label}:{node.lineno}: {found}"))
-    return [line for _, line in sorted(out)]
+            line = first_line + node.lineno - 1
+            out.append((line, f"{label}:{line}: {found}"))
+    return out
+
+
+def _file_and_what(use: str) -> tuple:
+    """``"plan.py:37: from x import ..."`` -> ``("plan.py", "from x import ...")``."""
+    where, what = use.split(": ", 1)
+    return where.rpartition(":")[0], what
 
 
 def test_private_names_are_used_through_compat_only():
     uses = [u for p in sorted(PACKAGE.rglob("*.py")) if p.name not in EXEMPT
-            for u in _private_uses(p, str(p.relative_to(PACKAGE)))]
+            for u in _private_uses(p, p.relative_to(PACKAGE).as_posix())]
+    left = [u for u in uses if _file_and_what(u) not in NOT_YET]
+    assert not left, ("private dask/cloudpickle names outside dask_condordag/_compat.py "
+                      "(import them from there):\n" + "\n".join(left))
+    gone = NOT_YET - {_file_and_what(u) for u in uses}
+    assert not gone, f"no longer needed in NOT_YET: {sorted(gone)}"
+
+
+def test_tests_benchmarks_and_examples_use_private_names_through_compat():
+    assert len(OTHERS) > 20, OTHERS
+    uses = [u for p in OTHERS for u in _private_uses(p, str(p.relative_to(PACKAGE.parent)))]
     assert not uses, ("private dask/cloudpickle names outside dask_condordag/_compat.py "
-                      "(import them from there):\n" + "\n".join(uses))
+                      "(import them from dask_condordag._compat; add them there if "
+                      "missing):\n" + "\n".join(uses))
 
 
 def test_the_check_sees_a_private_import(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text("from dask._task_spec import Task\nimport cloudpickle\n"
                    "f = cloudpickle.cloudpickle._code_reduce\n"
-                   "m = 'dask.dataframe.dask_expr._shuffle'\n")
+                   "m = 'dask.dataframe.dask_expr._shuffle'\n"
+                   "SCRIPT = \'\'\'\n    import dask\n    from dask._expr import X\n\'\'\'\n"
+                   "OK = \'\'\'\n    import dask\n    from dask_condordag._compat import X\n\'\'\'\n"
+                   "def f():\n    \"\"\"Doc.\n\n    >>> import dask\n"
+                   "    >>> from dask._task_spec import (\n    ...     Task)\n    \"\"\"\n")
     got = _private_uses(bad, "probe.py")
-    assert [g.split(": ", 1)[1] for g in got] == [
-        "from dask._task_spec import ...", "cloudpickle.cloudpickle",
-        "'dask.dataframe.dask_expr._shuffle'"], got
+    assert got == [
+        "probe.py:1: from dask._task_spec import ...", "probe.py:3: cloudpickle.cloudpickle",
+        "probe.py:4: 'dask.dataframe.dask_expr._shuffle'",
+        "probe.py:7: from dask._expr import ...",
+        "probe.py:17: from dask._task_spec import ..."], got
 
 
 def test_doctor_notes_versions_outside_the_checked_ranges(tmp_path):

@@ -11,11 +11,11 @@ import dask.bag as db
 import numpy as np
 import pytest
 from dask import delayed
-from dask._task_spec import Alias, DataNode, List, Task, TaskRef
 from dask.utils_test import GetFunctionTestMixin
 
 import dask_condordag
 from dask_condordag import MissingKeyError
+from dask_condordag._compat import Alias, DataNode, List, Task, TaskRef
 
 from .helpers import inc, none
 

@@ -7,10 +7,10 @@ from operator import add
 import dask
 import pytest
 from dask import delayed
-from dask._task_spec import Task, TaskRef
 
 import dask_condordag
 from dask_condordag import PlanError
+from dask_condordag._compat import Task, TaskRef
 from dask_condordag.cost import CostModel, History, node_seconds, read_history
 from dask_condordag.graph import read_graph
 from dask_condordag.plan import make_plan

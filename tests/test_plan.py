@@ -21,8 +21,8 @@ SCRIPT = textwrap.dedent('''
     import dask
     from dask import delayed
     from dask.base import collections_to_expr
-    from dask._expr import FinalizeCompute
     from dask.core import flatten
+    from dask_condordag._compat import FinalizeCompute
     from dask_condordag.graph import read_graph
     from dask_condordag.plan import make_plan
 
@@ -61,7 +61,7 @@ def test_names_identical_across_processes(tmp_path):
 
 def _plan(*values):
     from dask.base import collections_to_expr
-    from dask._expr import FinalizeCompute
+    from dask_condordag._compat import FinalizeCompute
     from dask.core import flatten
 
     expr = FinalizeCompute(collections_to_expr(list(values))).optimize()

@@ -10,10 +10,10 @@ import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd
 import pytest
-from dask._expr import FinalizeCompute
 from dask.base import collections_to_expr
 from dask.core import flatten
 
+from dask_condordag._compat import FinalizeCompute, disk_shuffle_expr, frame_disk_shuffle
 from dask_condordag.graph import Call, materialize, read_graph
 from dask_condordag.names import CALL
 from dask_condordag.exceptions import GraphError
@@ -62,12 +62,9 @@ def run_kept(*colls):
     g = read_graph(graph, keys)
     names = {getattr(f, "__module__", "") or "" for f in funcs(g)}
     assert not any(m.startswith("partd") for m in names)
-    from dask.dataframe.dask_expr._shuffle import DiskShuffle
-    from dask.dataframe.shuffle import collect as frame_collect_from_store
     import dask.bag.core as bag_core
 
-    stores = {DiskShuffle._shuffle_group, frame_collect_from_store, bag_core.partition,
-              bag_core.collect}
+    stores = {*frame_disk_shuffle(), bag_core.partition, bag_core.collect}
     assert not stores & funcs(g)
     return dask.get({k: graph[k] for k in g.nodes}, keys)
 
@@ -93,10 +90,8 @@ DATAFRAMES = {
 def test_dataframe_disk_shuffles_become_task_shuffles(name):
     make = DATAFRAMES[name]
     expr, _ = as_scheduled(make())
-    from dask.dataframe.dask_expr._shuffle import DiskShuffle
-
     # the default method here is dask's disk shuffle: what we must rewrite
-    assert list(expr.find_operations(DiskShuffle)), "no disk shuffle to test"
+    assert list(expr.find_operations(disk_shuffle_expr())), "no disk shuffle to test"
     (got,) = run_kept(make())
     with dask.config.set(TASKS):
         want = make().compute(scheduler="sync")

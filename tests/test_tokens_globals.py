@@ -423,7 +423,7 @@ def test_what_cannot_be_hashed_is_named(user_module, make, typename):
 
 
 def test_a_constant_holding_such_a_function_reruns_its_readers(user_module):
-    from dask._task_spec import Task, TaskRef
+    from dask_condordag._compat import Task, TaskRef
 
     mod = user_module("import threading\nLOCK = threading.Lock()\n"
                       "def f():\n    return LOCK\n")

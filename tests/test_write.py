@@ -245,9 +245,9 @@ def test_fast_payload_header_equals_the_general_one():
     import importlib
 
     from dask.base import collections_to_expr
-    from dask._expr import FinalizeCompute
     from dask.core import flatten
 
+    from dask_condordag._compat import FinalizeCompute
     from dask_condordag.graph import read_graph
     from dask_condordag.pickling import dumps
     from dask_condordag.plan import make_plan
