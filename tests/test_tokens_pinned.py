@@ -141,8 +141,8 @@ PLAIN = {
     "float": (2.5, "float:2.5"),
     "str": ("a b", "str:'a b'"),
     "nested": ({"k": [1, None, (b"x", True)], "s": {3, 1}},
-               "dict(str:'k'=list(int:1,NoneType:None,tuple(bytes:b'x',bool:True)),"
-               "str:'s'=set(int:1,int:3))"),
+               ("dict(str:'k'=list(int:1,NoneType:None,tuple(bytes:b'x',bool:True)),"
+                "str:'s'=set(int:1,int:3))")),
     "empty": ((), "tuple()"),
 }
 
@@ -238,9 +238,9 @@ PINNED = {
 def test_the_users_code_keeps_its_tokens(user_modules):
     version = sys.version_info[:2]
     if version not in PINNED:
-        pytest.skip(f"tokens of the user's code are pinned for CPython "
-                    f"{', '.join('%d.%d' % v for v in PINNED)}; bytecode differs on "
-                    f"{'%d.%d' % version}")
+        pinned = ", ".join(f"{a}.{b}" for a, b in PINNED)
+        pytest.skip(f"tokens of the user's code are pinned for CPython {pinned}; "
+                    f"bytecode differs on {version[0]}.{version[1]}")
     got = current_tokens(user_modules)
     assert got["odd (met first)"] != got["even"]  # (a cycle's members differ ...)
     assert got["even (met second)"] == got["even"]  # (... whichever is met first)
