@@ -16,6 +16,8 @@ Policy
       the DAG as a run would take it now (``DONE`` marks and the newest rescue
       DAG applied: what finished is not counted), with ``job_latency =
       job_overhead`` and a duration per node. No second model of DAGMan.
+      A node whose submit description condor_submit would refuse (the
+      simulated DAGMan logs ``SUBMIT_FAILURE``) is a RunnerError.
     * Durations (:func:`node_durations`, the one place that chooses them): a
       node's job run time recorded by an earlier run of the same workflow
       directory (its event log, else its jobstate log); without a record,
@@ -30,6 +32,9 @@ Policy
       submit description's ``queue N``), and levels the largest number of
       nodes along a chain. (It can exceed the simulated makespan when the
       longest chain by count is not the longest by time.)
+    * One pass over the DAG's nodes and edges besides the simulation: each
+      submit description is parsed once (``local.launch.Submits``) and only
+      the simulation expands them; each pack's index is read once.
     * Bytes per node: its payload's share of its pack (the pack's index
       line), the input files it reads that are there now (the others
       counted as not written yet), its result files that are there.
@@ -51,6 +56,7 @@ from pathlib import Path
 
 from .. import names
 from ..cost import CostModel, read_history
+from ..exceptions import RunnerError
 from ..local import files, launch
 from ..local.simulate import simulate
 from .after import as_workflow, run_report
@@ -128,20 +134,34 @@ def plan_report(wf_or_path, *, slots: int | None = None, job_overhead: float | N
         raise ValueError(f"slots={slots}, job_overhead={overhead}: give slots >= 1 and "
                          "job_overhead >= 0")
     dag, _ = files.load_dag(wf.dag_path)
-    describe = launch.Submits(wf.dag_path.parent, dag).describe
+    submits = launch.Submits(wf.dag_path.parent, dag)
     seconds, source = _seconds(wf, dag, durations, task_seconds)
     done = {n for n, spec in dag.nodes.items() if spec.done}
-    procs = {n: describe(n, dict(spec.vars))[0] for n, spec in dag.nodes.items()}
+    # a node's procs: its submit description's queue count (each file parsed
+    # once); the simulation expands each node's description as DAGMan would
+    procs = {n: submits.of(spec).queue_count for n, spec in dag.nodes.items()}
     path, cp, levels = critical_path(dag, seconds, done)
     work = sum(seconds[n] * procs[n] for n in dag.nodes if n not in done)
     bound = max(cp, work / slots) + overhead * levels
     sim = simulate(wf.dag_path, slots=slots, job_latency=overhead,
                    durations=lambda node, proc: seconds[node])
+    _check_submits(wf.dag_path, sim)
     packs: dict = {}
     nodes = tuple(_node_plan(wf, spec, seconds[n], source[n], procs[n], packs)
                   for n, spec in dag.nodes.items() if n not in done)
     return PlanReport(wf.name, str(wf.path), slots, overhead, nodes, len(done), path, cp, levels,
                       work, bound, sim.makespan)
+
+
+def _check_submits(dag_path, sim) -> None:
+    """RunnerError when the simulated DAGMan could not submit a node: its
+    submit description is one condor_submit would refuse (the run would fail
+    the node at once)."""
+    for _, node, event, _ in sim.events:
+        if event == "SUBMIT_FAILURE":
+            raise RunnerError(f"{dag_path}: node {node}: {sim.failed.get(node, 'submit failed')}"
+                              "; condor_submit would refuse its submit description: fix it "
+                              "(or write the workflow again) before estimating a run")
 
 
 def _seconds(wf, dag, durations, task_seconds):
