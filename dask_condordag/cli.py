@@ -14,7 +14,7 @@
     dask-condordag graph DIR [-o F]          the node graph as DOT (or SVG with graphviz)
     dask-condordag doctor DIR                check what a job would miss on an execute node
     dask-condordag plan DIR [--slots N] [--job-overhead S] [--json]
-                                             what a run would cost (report.py)
+                                             what a run would cost (report/before.py)
     dask-condordag report DIR [--svg PATH]   where the last run's time went, and its timeline
     dask-condordag gc [DIR] [--older-than AGE] [--dry-run]
                                              delete results no node names, old workflows,

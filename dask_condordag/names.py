@@ -11,7 +11,7 @@ A workflow directory looks like this (``name`` is the workflow's name)::
         <name>.dag.rescue001 ...   rescue DAGs (written by DAGMan or our runner)
         <name>.dag.lock            held while the local runner runs (local/files.py)
         <name>.dag.local.log       the local runner's recovery log (local/files.py)
-        <name>.timeline.svg        a run's timeline, when asked for (report.py)
+        <name>.timeline.svg        a run's timeline, when asked for (report/timeline.py)
         dagman.cluster             the DAGMan job id after submit (condor.py)
         manifest.json              versions, key -> node -> result file, checksums
         outputs.pkl                the requested keys and dask's repack step

@@ -30,7 +30,7 @@ is taken as changed.
         metaclass. A method counts with its whole class (``self.other()``
         may call any of it). Cycles (recursion, a method that names its class) are
         followed once, and each member of a cycle gets the same token
-        whichever of them was met first (see ``Tokenizer._memo``);
+        whichever of them was met first (see ``tokenmemo.py``);
       - functions, classes and modules of installed packages: by name;
       - anything else -- an arbitrary object, an open file, a random
         generator, a lock -- cannot be hashed deterministically. The token
@@ -60,7 +60,8 @@ is taken as changed.
     compile): a function used by 100k tasks is looked at once; lambdas made in
     a loop share their code's token.
 
-    Here: the ``Tokenizer`` (functions, classes, code, globals, cycles).
+    Here: the ``Tokenizer`` (functions, classes, code, globals). The memo
+    that caches tokens, collects reasons and closes cycles: ``tokenmemo.py``.
     Which code is the user's own: ``usercode.py``; the globals a code object
     reads: ``bytecode.py``; the rules for plain values: ``plainvalues.py``.
 
@@ -76,13 +77,15 @@ Example::
 from __future__ import annotations
 
 import functools
-import hashlib
-import secrets
 import sys
 import types
+import uuid
+
+from dask.base import tokenize
 
 from .bytecode import global_reads
 from .plainvalues import SCALARS, PlainValues, typename
+from .tokenmemo import CycleMemo, qualname, sha
 from .usercode import in_user_module, is_user_code, is_user_module, owner_class
 
 __all__ = ["Tokenizer", "value_token", "sha", "SCALARS"]
@@ -103,11 +106,6 @@ _C_DESCRIPTORS = (types.GetSetDescriptorType, types.MemberDescriptorType,
                   types.ClassMethodDescriptorType)
 
 
-def sha(text: str) -> str:
-    """Hex SHA-256 of a string."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _file_state(f) -> str:
     """fsspec's key of the file's properties (size, modification time...), so a
     task that reads a changed file (``dask.bag.read_text``) runs again; a file
@@ -115,8 +113,6 @@ def _file_state(f) -> str:
     try:
         return str(f.fs.ukey(f.path))
     except Exception:
-        import uuid
-
         return uuid.uuid4().hex
 
 
@@ -125,19 +121,7 @@ def value_token(value) -> str:
     return Tokenizer().value(value)
 
 
-class _Frame:
-    """One object being tokenized: why it cannot be compared (``reasons``),
-    and the smallest index of an unfinished object it reached (``low``)."""
-
-    __slots__ = ("reasons", "low", "members")
-
-    def __init__(self, index: int):
-        self.reasons: list = []
-        self.low = index
-        self.members: list = []  # (key, object, compute) of unfinished cycle members
-
-
-class Tokenizer(PlainValues):
+class Tokenizer(CycleMemo, PlainValues):
     """Tokens for one compile, cached per object (see the module docstring).
 
     The cache keeps a reference to each object so that ``id`` stays unique.
@@ -148,113 +132,9 @@ class Tokenizer(PlainValues):
     """
 
     def __init__(self, nonce: str | None = None):
-        self._nonce = secrets.token_hex(16) if nonce is None else nonce
-        self._cache: dict = {}  # key -> (kept object, token, reasons)
-        self._active: dict = {}  # key -> index, for the objects being tokenized now
-        self._open: dict = {}  # key -> index, for finished members of unfinished cycles
-        self._counter = 0  # the last index given (see _memo)
-        self._frames: list = [_Frame(0)]  # [0]: for the caller, see take_reasons
+        super().__init__(nonce)  # the memo: tokenmemo.CycleMemo
         self._walking: set = set()  # ids of containers being walked (cycles)
         self._culprit = None  # the value _plain could not hash
-        self._scc = None  # key -> label while _close_cycle recomputes a cycle
-
-    def take_reasons(self) -> tuple:
-        """Why what was tokenized since the last call always reruns (empty:
-        nothing that cannot be hashed was met), and start afresh."""
-        frame = self._frames[0]
-        if not frame.reasons:
-            return ()
-        out = tuple(dict.fromkeys(frame.reasons))
-        frame.reasons = []
-        return out
-
-    def _memo(self, key, keep, compute) -> str:
-        """The token of ``keep`` (cached under ``key``), ``compute()`` giving
-        its text. Reasons found on the way pass to the caller's frame.
-
-        Cycles are found as Tarjan's algorithm finds strongly connected
-        components: each object gets an index when it is first met; ``low`` is
-        the smallest index of an unfinished object reached from it. An object
-        whose ``low`` is below its own index is part of a cycle through an
-        object still being tokenized: it stays *open* (not cached, its text
-        unused) until that cycle's first object (its root) is done; then
-        ``_close_cycle`` gives every member its token."""
-        got = self._cache.get(key)
-        if got is not None:
-            if got[2]:
-                self._frames[-1].reasons.extend(got[2])
-            return got[1]
-        if self._scc is not None and key in self._scc:  # see _close_cycle
-            return "scc:" + self._scc[key]
-        index = self._active.get(key)
-        if index is None:
-            index = self._open.get(key)
-        if index is not None:  # a cycle: named here, _close_cycle covers it
-            frame = self._frames[-1]
-            if index < frame.low:
-                frame.low = index
-            return "cycle:" + _label(key, keep)
-        self._counter += 1
-        index = self._counter
-        frame = _Frame(index)
-        self._active[key] = index
-        self._frames.append(frame)
-        try:
-            text = compute()
-        finally:
-            self._frames.pop()
-            del self._active[key]
-        reasons = tuple(dict.fromkeys(frame.reasons)) if frame.reasons else ()
-        caller = self._frames[-1]
-        if reasons:
-            caller.reasons.extend(reasons)
-        if frame.low < index:  # open: part of a cycle through an unfinished caller
-            self._open[key] = index
-            caller.members.append((key, keep, compute))
-            caller.members.extend(frame.members)
-            if frame.low < caller.low:
-                caller.low = frame.low
-            return "open:" + _label(key, keep)
-        if frame.members:  # the root of a cycle
-            return self._close_cycle([(key, keep, compute), *frame.members], reasons)
-        token = self._token(text, reasons)
-        self._cache[key] = (keep, token, reasons)
-        return token
-
-    def _token(self, text: str, reasons: tuple) -> str:
-        token = sha(text)[:32]
-        if reasons and self._nonce:
-            token = sha(token + self._nonce)[:32]
-        return token
-
-    def _close_cycle(self, members: list, reasons: tuple) -> str:
-        """Tokens for the objects of one cycle (a strongly connected component:
-        functions that call each other, a class and the methods that name it),
-        the same whichever of them was met first: each one's text with the
-        others (and itself) by label, sorted, make the cycle's token; each
-        member's token is that and its own text. Returns the first member's."""
-        members = list({key: (key, keep, compute) for key, keep, compute in members}.values())
-        labels = {key: _label(key, keep) for key, keep, _ in members}
-        for key in labels:
-            self._open.pop(key, None)
-        self._scc = labels
-        try:
-            texts = []
-            for key, keep, compute in members:
-                self._frames.append(_Frame(0))  # (the reasons are known already)
-                try:
-                    texts.append(compute())
-                finally:
-                    self._frames.pop()
-        finally:
-            self._scc = None
-        whole = sha("|".join(sorted(texts)))
-        out = None
-        for (key, keep, _), text in zip(members, texts):
-            token = self._token(f"cycle({whole};{labels[key]};{text})", reasons)
-            self._cache[key] = (keep, token, reasons)
-            out = out or token
-        return out
 
     def func(self, f) -> str:
         got = self._cache.get(id(f))
@@ -272,12 +152,12 @@ class Tokenizer(PlainValues):
         if isinstance(f, types.MethodType):  # the class: what self.other() may call
             owner = f.__self__
             kind = owner if isinstance(owner, type) else type(owner)
-            kind = self.cls(kind) if in_user_module(kind) else _qualname(kind)
+            kind = self.cls(kind) if in_user_module(kind) else qualname(kind)
             return f"method({self.func(f.__func__)};{kind};{self._value(owner)})"
         if isinstance(f, types.FunctionType):
             if not is_user_code(f):  # installed library code: its name says it
-                return _qualname(f)
-            parts = [_qualname(f), self._code(f.__code__, f.__globals__)]
+                return qualname(f)
+            parts = [qualname(f), self._code(f.__code__, f.__globals__)]
             owner = owner_class(f)
             if owner is not None:  # a method: self.other() may call any of its class
                 parts.append("in:" + self.cls(owner))
@@ -295,14 +175,10 @@ class Tokenizer(PlainValues):
         if isinstance(f, type):
             return self.cls(f)
         if isinstance(f, (types.BuiltinFunctionType, types.BuiltinMethodType)):
-            return _qualname(f)
+            return qualname(f)
         if hasattr(f, "__dask_tokenize__"):
-            from dask.base import tokenize
-
             return f"obj({tokenize(f)})"
-        from dask.base import tokenize
-
-        return f"obj({_qualname(type(f))};{tokenize(f)})"
+        return f"obj({qualname(type(f))};{tokenize(f)})"
 
     def value(self, value) -> str:
         """A token for a literal value (see the module docstring)."""
@@ -320,8 +196,6 @@ class Tokenizer(PlainValues):
             return self.func(value)
         if isinstance(value, type):
             return self.cls(value)
-        from dask.base import tokenize
-
         if t.__module__ == "fsspec.core" and t.__qualname__ == "OpenFile":
             return f"fsspec.OpenFile:{tokenize(value)}:{_file_state(value)}"
         if in_user_module(t):  # an instance of the user's class: its methods count
@@ -334,7 +208,7 @@ class Tokenizer(PlainValues):
     def cls(self, c) -> str:
         """A class: by name if installed, else by its content (module docstring)."""
         if not is_user_code(c):
-            return _qualname(c)
+            return qualname(c)
         got = self._cache.get(id(c))
         if got is not None:
             if got[2]:
@@ -343,7 +217,7 @@ class Tokenizer(PlainValues):
         return self._memo(id(c), c, lambda: self._class(c))
 
     def _class(self, c) -> str:
-        parts = [_qualname(c)]
+        parts = [qualname(c)]
         parts.extend("base:" + self.cls(b) for b in c.__bases__ if b is not object)
         if type(c) is not type:
             parts.append("meta:" + self.cls(type(c)))
@@ -382,8 +256,8 @@ class Tokenizer(PlainValues):
         if got is not None:
             return got
         if hasattr(t, "__get__") and not is_user_code(t):  # a library's descriptor
-            return f"descriptor:{_qualname(t)}"
-        self._frames[-1].reasons.append(_cannot("class attribute", f"{_qualname(c)}.{name}",
+            return f"descriptor:{qualname(t)}"
+        self._frames[-1].reasons.append(_cannot("class attribute", f"{qualname(c)}.{name}",
                                                 v, self._culprit))
         return f"opaque:{typename(v)}"
 
@@ -456,14 +330,6 @@ class Tokenizer(PlainValues):
         self._frames[-1].reasons.append(_cannot("global", path, v, self._culprit))
         return f"opaque:{typename(v)}"
 
-def _label(key, keep) -> str:
-    """How a member of a cycle is named inside the others' texts."""
-    if type(key) is int:
-        return _qualname(keep)
-    if key[0] == "code":
-        return "code:" + keep[0].co_name
-    return f"{key[0]}:{key[-1]}"
-
 
 def _sunder(name: str) -> bool:
     """``_name_``: enum's own bookkeeping (its members are checked by value)."""
@@ -476,9 +342,3 @@ def _cannot(what: str, path: str, v, culprit) -> str:
     if culprit is not None and culprit is not v:
         text += f": it holds a {typename(culprit)}"
     return text
-
-
-def _qualname(f) -> str:
-    mod = getattr(f, "__module__", None) or ""
-    name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or repr(f)
-    return f"{mod}.{name}"
