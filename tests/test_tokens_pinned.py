@@ -18,7 +18,7 @@ import textwrap
 import types
 
 import pytest
-from dask._task_spec import Task, TaskRef
+from dask_condordag._compat import Task, TaskRef
 
 from dask_condordag import usercode
 from dask_condordag.graph import read_graph
