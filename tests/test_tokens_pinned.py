@@ -18,9 +18,9 @@ import textwrap
 import types
 
 import pytest
-from dask_condordag._compat import Task, TaskRef
 
 from dask_condordag import usercode
+from dask_condordag._compat import Task, TaskRef
 from dask_condordag.graph import read_graph
 from dask_condordag.plan import make_plan
 from dask_condordag.tokens import Tokenizer, sha, value_token
