@@ -15,8 +15,8 @@ Policy
     * A task of a ``single`` node must run when its result is missing and it
       is requested, or read by a task that must run, or an output of a node
       another running node waits for without reading it (``after=``). A node
-      with nothing to run is written ``DONE`` (DAGMan skips it: manual,
-      automated-workflows/dagman-introduction.rst, "JOB ... DONE"); a node
+      with nothing to run is written ``DONE`` (``JOB ... DONE``: DAGMan
+      takes it as finished and does not submit it); a node
       where only some tasks must run keeps just those and reads the reused
       results it needs as inputs. ``processes``/``cluster`` nodes are reused
       whole or not at all.
@@ -26,13 +26,11 @@ Policy
 
 Example::
 
-    >>> import tempfile
     >>> from operator import add
     >>> from dask_condordag.graph import read_graph
     >>> from dask_condordag.plan import make_plan
     >>> plan = make_plan(read_graph({"a": (add, 1, 1)}, ["a"]), name="demo")
-    >>> with tempfile.TemporaryDirectory() as d:          # nothing there: all runs
-    ...     cut, done, have = reusable_nodes(plan, Path(d))
+    >>> cut, done, have = reusable_nodes(plan, Path("/nonexistent"))  # no results: all run
     >>> cut is plan, done, have
     (True, set(), set())
 """

@@ -32,13 +32,9 @@ Policy
 
 Example::
 
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as root:
-    ...     import os; os.mkdir(f"{root}/nodes")
-    ...     packer = Packer(root)
-    ...     packer.add("a", b"payload a"); packer.add("b", b"payload b"); packer.flush()
-    ...     len(set(packer.packs.values())), packer.packs["a"].startswith("nodes/")
-    (1, True)
+    >>> pack = pack_bytes(["a", "b"], [b"one", b"three"])   # the index, then the payloads
+    >>> pack.startswith(names.PACK_MAGIC), pack[len(names.PACK_MAGIC):]
+    (True, b'{"a":[0,3],"b":[3,8]}\\nonethree')
 """
 
 from __future__ import annotations
