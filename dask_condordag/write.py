@@ -177,7 +177,7 @@ def write_workflow(plan, path, *, python: str | None = None, keys=(), repack=Non
         with by_value(sent_by_value | {"dask_condordag.jobs"}):
             packer, digests = stage_payloads(plan, stage, versions, fmode)
             stage_values(plan, stage, fmode, path if existing is not None else None,
-                          keys, repack)
+                         keys, repack)
             delivery, extra_files = stage_files(plan, delivery)  # delivery.py: bin/packages.zip
         for rel, data in extra_files.items():
             write_bytes(stage / rel, data, fmode)
