@@ -65,6 +65,11 @@ Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
       automated-workflows/dagman-node-status-file.rst) is a list of new
       ClassAds: one ``DagStatus``, one ``NodeStatus`` per node, one
       ``StatusEnd``. ``statusfile.py`` reads it (no bindings needed).
+    * Whether a workflow's DAG may still run on the pool (``pool_dag``, asked
+      before ``write`` writes a workflow again and before ``gc`` deletes in
+      one): ``condor_q`` lists the DAGMan job of its cluster file; where
+      ``condor_q`` cannot be asked, its node status file does not say that
+      the DAG finished.
 
 Example::
 
@@ -102,7 +107,7 @@ __all__ = [
     "parse_submit_output",
     "queue_command", "parse_queue_json", "remove_command", "history_command",
     "parse_history_json", "was_removed", "parse_classads",
-    "read_status_file", "DagState", "NodeState", "Job", "Queue", "Condor",
+    "read_status_file", "DagState", "NodeState", "Job", "Queue", "Condor", "pool_dag",
 ]
 
 logger = logging.getLogger(__name__)
@@ -402,6 +407,25 @@ def write_cluster(workdir, cluster: int) -> None:
     tmp = p.with_name(p.name + ".tmp")
     tmp.write_text(f"{int(cluster)}\n")
     os.replace(tmp, p)
+
+
+def pool_dag(path: Path, name: str):
+    """None when no DAG from ``path`` was submitted to a pool, or it is gone
+    (``condor_q`` no longer lists it; where condor_q cannot be asked, its node
+    status file says it finished); else (DAGMan job id, True: ``condor_q``
+    lists it, None: cannot tell here)."""
+    cluster = read_cluster(path)
+    if cluster is None:
+        return None
+    if available():
+        try:
+            return (cluster, True) if Condor().query(cluster).dagman is not None else None
+        except CondorCommandError:
+            pass
+    state = read_status_file(path / f"{name}.status")
+    if state is not None and state.finished:
+        return None
+    return cluster, None
 
 
 def dagman_out_tail(path, lines: int = 5) -> list:

@@ -3,7 +3,7 @@
 import json
 
 from dask_condordag import names
-from dask_condordag.write import pack_bytes
+from dask_condordag.staging import pack_bytes
 
 
 def read_pack(data: bytes) -> dict:
