@@ -53,7 +53,7 @@ from .pickling import by_value, dumps
 from .dagfile import rescue_files
 from .manifest import read_manifest
 from .results import is_error, keep_finished, read_error, verify
-from .worker import seal
+from .worker_files import seal
 from .settings import DagSettings
 from .render import dag_files, render_config, render_dag, render_submit, submit_files
 from .usercode import user_modules
@@ -387,7 +387,7 @@ def _reusable_nodes(plan, path: Path, existing: dict | None = None) -> tuple:
     tasks must run keeps just those, and reads the reused results it needs as
     inputs. ``processes``/``cluster`` nodes are reused whole, as before.
     First the results the failed nodes of the ``existing`` workflow kept in
-    their error reports (``worker.keep_finished``) become result files."""
+    their error reports (``worker_errors.keep_finished``) become result files."""
     if existing:
         _keep_finished(existing, path)
     quarantine = path / names.LOGS_DIR / "corrupt"
@@ -506,9 +506,10 @@ def _stage_values(plan, stage: Path, fmode: int, existing: Path | None, keys, re
 def _render_files(plan, stage: Path, fmode: int, *, python: str, dag: DagSettings, delivery,
                   packs: dict, done: set, versions: dict, digests: dict,
                   full: tuple = (None, ())) -> dict:
-    """Write the worker shim, the submit descriptions, the DAG (and CONFIG)
+    """Write the worker shim (its files), the submit descriptions, the DAG (and CONFIG)
     file and the manifest under ``stage``; returns the manifest."""
-    _write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes(), fmode)
+    for module, shipped in names.WORKER_FILES.items():
+        _write_bytes(stage / shipped, Path(__file__).with_name(module).read_bytes(), fmode)
     submits = submit_files(plan)
     for fname, extra, procs in set(submits.values()):
         text = render_submit(python=python, extra=extra, queue=procs,

@@ -18,7 +18,7 @@ from dask_condordag.doctor import doctor
 
 PACKAGE = Path(dask_condordag.__file__).parent
 #: the standalone worker shim imports only the standard library and cloudpickle
-EXEMPT = {"_compat.py", "worker.py"}
+EXEMPT = {"_compat.py", *names.WORKER_FILES}
 _PRIVATE_STRING = re.compile(r"^(dask|cloudpickle)(\.\w+)*\._\w")
 
 
