@@ -95,12 +95,12 @@ PACK_NODES = 64
 PACK_BYTES = 256 * 1024
 PACK_ALONE = 64 * 1024
 #: The tags of a payload's expression language (graph.py lowers a task into
-#: it, the worker evaluates it): ``(LIT, value)``, ``(REF, key)``,
+#: it, the worker evaluates it: worker_tasks.py): ``(LIT, value)``, ``(REF, key)``,
 #: ``(CALL, func, args, kwargs)``, ``(BUILD, constructor, items)``,
 #: ``(DICT, pairs)``, ``(PROC,)``.
 LIT, REF, CALL, BUILD, DICT, PROC = 0, 1, 2, 3, 4, 5
 #: Start of the header line of a result file holding a value (then
-#: "<sha256> <file stem>\n" and a pickle; see worker.seal/unseal).
+#: "<sha256> <file stem>\n" and a pickle; see worker_files.seal/unseal).
 RESULT_OK = b"DCDAG-OK 2 "
 #: Start of the header line of a result file holding an error report (then JSON).
 RESULT_ERR = b"DCDAG-ERR 2 "
