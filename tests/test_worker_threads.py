@@ -5,6 +5,7 @@ semantics of a node run one task after the other."""
 
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -210,3 +211,25 @@ def test_a_failure_midway_with_three_threads(tmp_path):
     assert w.run(progress=False).ok
     assert w.result() == (1, 2, 2)
     assert runs(log) == {"p": 1, "q": 1, "f": 2, "r": 1}
+
+
+@pytest.mark.condor
+@pytest.mark.skipif(shutil.which("condor_submit_dag") is None,
+                    reason="needs HTCondor (condor_submit_dag)")
+def test_a_node_with_threads_on_the_pool(tmp_path):
+    # ``../shared/htcondor/pool test -m condor -k worker``: the job transfers
+    # the shim's files, runs two tasks at the same time and the dependent
+    # task only after the task it reads
+    log, wf = str(tmp_path / "log"), str(tmp_path / "wf")
+    a = delayed(meet)(str(tmp_path / "a"), str(tmp_path / "b"), dask_key_name="ma")
+    b = delayed(meet)(str(tmp_path / "b"), str(tmp_path / "a"), dask_key_name="mb")
+    slow = delayed(slow_step)(0, "slow", log, 0.3, dask_key_name="slow")
+    after = delayed(step)(slow, "after", log, dask_key_name="after")
+    w = write_merged([a, b, after], wf)
+    (node,) = w.nodes
+    edit_payload(w, node, with_threads(3))
+    w.submit(preflight=False, progress=False)
+    w.wait(timeout=300, poll=0.5, progress=False)
+    assert w.result() == (1, 1, 2)
+    assert runs(log) == {"slow": 1, "after": 1}
+    assert "dask_condordag_worker_tasks.py" in w.logs(node)[1].read_text()  # the listing
