@@ -15,7 +15,7 @@ Policy
       for workflows you or your pool wrote.
     * ``repr`` of payload pieces and results is cut to :data:`REPR_LIMIT`
       characters; a broken ``__repr__`` is shown as such, never raised.
-    * The worker's expression language (``worker.py``) is shown as calls,
+    * The worker's expression language (``worker_tasks.py``) is shown as calls,
       ``module.func(args)``, and references, ``<value name>``.
     * ``graph -o F.svg`` runs graphviz's ``dot`` where it is installed and
       otherwise writes the DOT text beside it and says how to make the SVG.
@@ -40,7 +40,7 @@ from .doctor import doctor
 from .exceptions import CondorDagError, WorkflowError
 from .results import (is_error, is_ok, keep_finished, read_error, read_result,
                       remote_traceback)
-from .worker import CorruptFile, check_payload, read_payload
+from .worker_files import CorruptFile, check_payload, read_payload
 from .workflow import Workflow
 
 __all__ = ["UsageError", "open_workflow", "cmd_inspect", "cmd_graph", "cmd_doctor",
@@ -80,7 +80,7 @@ def _func_name(f) -> str:
 
 
 def _show_expr(expr, depth: int = 0) -> str:
-    """The worker's expression language (see worker.py) as readable text:
+    """The worker's expression language (see worker_tasks.py) as readable text:
     calls as ``module.func(args)``, references as ``<value name>``."""
     if depth > 20:
         return "..."

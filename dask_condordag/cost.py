@@ -21,7 +21,7 @@ Policy
     * A task's seconds, first found of: its ``dask.annotate(condor=
       {"duration": s})``; the wall time the worker recorded for the same task
       name in the workflow directory's ``results/`` (the result file's header,
-      see ``worker.seal``); the mean recorded for tasks of the same key prefix
+      see ``worker_files.seal``); the mean recorded for tasks of the same key prefix
       (the name before its hash: ``inc_...``); :data:`DEFAULT_TASK_SECONDS`.
       Its bytes: the recorded result size by name, else by prefix, else
       :data:`DEFAULT_TASK_BYTES`.
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names
-from .worker import RESULT_ERR, RESULT_OK, header_seconds
+from .worker_files import RESULT_ERR, RESULT_OK, header_seconds
 
 __all__ = ["CostModel", "History", "read_history", "node_seconds", "model_for",
            "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "DEFAULT_TASK_SECONDS",

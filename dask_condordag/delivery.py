@@ -224,7 +224,8 @@ def _transfer(d: Delivery, submit_python: str) -> list:
     return _shared(d, submit_python) + [
         ("arguments", f'"{names.BOOT} {WORKER_ARGS}"'),
         ("transfer_input_files",
-         f"{names.WORKER},{names.BOOT},{names.PACKAGES_ZIP},$({names.INPUTS_MACRO})"),
+         f"{names.WORKER_TRANSFER},{names.BOOT},{names.PACKAGES_ZIP},"
+         f"$({names.INPUTS_MACRO})"),
         ("environment", '"PYTHONNOUSERSITE=1"'),
     ]
 

@@ -18,7 +18,7 @@ Policy
       in every process even though dask's keys are random.
 
 The lowered expression language (its tags are ``names.LIT`` ... ``names.PROC``;
-also documented in ``worker.py``)::
+also documented in ``worker_tasks.py``)::
 
     (0, value)                       a literal
     (1, key)                         the value of another graph key

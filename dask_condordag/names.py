@@ -15,7 +15,8 @@ A workflow directory looks like this (``name`` is the workflow's name)::
         dagman.cluster             the DAGMan job id after submit (condor.py)
         manifest.json              versions, key -> node -> result file, checksums
         outputs.pkl                the requested keys and dask's repack step
-        bin/dask_condordag_worker.py   the worker shim the jobs run
+        bin/dask_condordag_worker.py   the worker shim the jobs run, and the
+        bin/dask_condordag_worker_*.py ... modules it imports (WORKER_FILES)
         bin/packages.zip           delivery="transfer": the packages the payloads need
         bin/dask_condordag_boot.py ... and the boot script that unpacks them (boot.py)
         nodes/pack_<hash>.pkl      the nodes' payloads, up to PACK_NODES per file
@@ -32,9 +33,9 @@ Outside the workflow directory, only while a job runs on the local runner::
                                ends, on Ctrl-C and on SIGTERM
 
 The names marked with a module live there, next to the code that owns them.
-The worker shim (``worker.py``) and the boot script (``boot.py``) are
-standalone scripts and keep their own copies of the constants they need;
-``tests/test_names.py`` checks they agree.
+The worker shim (``worker.py`` and its modules, ``WORKER_FILES``) and the
+boot script (``boot.py``) are standalone scripts and keep their own copies of
+the constants they need; ``tests/test_names.py`` checks they agree.
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ MANIFEST = "manifest.json"
 OUTPUTS = "outputs.pkl"
 BIN_DIR = "bin"
 WORKER = "bin/dask_condordag_worker.py"
+#: The worker shim's files: the package's module -> the file it is shipped as,
+#: the entry script (WORKER) first. write.py copies each into the workflow,
+#: every submit description transfers each (render.py, delivery.py), and the
+#: entry script imports the others by their shipped name, from beside itself.
+WORKER_FILES = {
+    "worker.py": WORKER,
+    "worker_files.py": "bin/dask_condordag_worker_files.py",
+    "worker_tasks.py": "bin/dask_condordag_worker_tasks.py",
+    "worker_errors.py": "bin/dask_condordag_worker_errors.py",
+}
+#: What a job transfers to run the shim, comma-separated (transfer_input_files).
+WORKER_TRANSFER = ",".join(WORKER_FILES.values())
 PACKAGES_ZIP = "bin/packages.zip"
 BOOT = "bin/dask_condordag_boot.py"
 NODES_DIR = "nodes"
@@ -82,12 +95,12 @@ PACK_NODES = 64
 PACK_BYTES = 256 * 1024
 PACK_ALONE = 64 * 1024
 #: The tags of a payload's expression language (graph.py lowers a task into
-#: it, the worker evaluates it): ``(LIT, value)``, ``(REF, key)``,
+#: it, the worker evaluates it: worker_tasks.py): ``(LIT, value)``, ``(REF, key)``,
 #: ``(CALL, func, args, kwargs)``, ``(BUILD, constructor, items)``,
 #: ``(DICT, pairs)``, ``(PROC,)``.
 LIT, REF, CALL, BUILD, DICT, PROC = 0, 1, 2, 3, 4, 5
 #: Start of the header line of a result file holding a value (then
-#: "<sha256> <file stem>\n" and a pickle; see worker.seal/unseal).
+#: "<sha256> <file stem>\n" and a pickle; see worker_files.seal/unseal).
 RESULT_OK = b"DCDAG-OK 2 "
 #: Start of the header line of a result file holding an error report (then JSON).
 RESULT_ERR = b"DCDAG-ERR 2 "

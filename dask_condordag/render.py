@@ -211,7 +211,7 @@ def render_submit(*, python: str, extra: tuple = (), queue: int = 1, delivery=()
         ("should_transfer_files", "YES"),
         ("when_to_transfer_output", "ON_EXIT"),
         ("preserve_relative_paths", "true"),
-        ("transfer_input_files", f"{names.WORKER},$({INPUTS_MACRO})"),
+        ("transfer_input_files", f"{names.WORKER_TRANSFER},$({INPUTS_MACRO})"),
         ("transfer_output_files", f"$({OUTPUTS_MACRO})"),
         ("output", out + (".$(Process)" if queue > 1 else "")),
         ("error", err + (".$(Process)" if queue > 1 else "")),

@@ -3,7 +3,7 @@
 Data
     A result file is a header line (``DCDAG-OK 2 <sha256> <stem>``) + a pickle,
     or ``DCDAG-ERR 2 ...`` + a JSON error report, written by the worker shim
-    (``worker.seal``/``unseal`` are the one implementation of the format).
+    (``worker_files.seal``/``unseal`` are the one implementation of the format).
 
 Policy
     * Nothing is unpickled before its checksum and its name are verified; a
@@ -13,7 +13,7 @@ Policy
       host) are read without unpickling anything.
     * A failed task is re-raised as *the exception object itself*: the worker
       sends it pickled, with its ``__cause__``/``__context__`` chain and notes
-      (``worker.pack_exception``), so its type (``type(e) is MyError``, also
+      (``worker_errors.pack_exception``), so its type (``type(e) is MyError``, also
       for a class from ``__main__`` or the user's modules: see
       ``_use_importable_class``), ``args`` and attributes (``errno``, ``filename``, your own) are
       the task's. The key, the node, the host, the job's log files and the
@@ -28,7 +28,7 @@ Policy
 
 Example::
 
-    >>> from dask_condordag.worker import pack_exception
+    >>> from dask_condordag.worker_errors import pack_exception
     >>> report = {"exc_type": "builtins.ZeroDivisionError", "message": "division by zero",
     ...           "traceback": "Traceback ...\\nZeroDivisionError: division by zero\\n",
     ...           "host": "node7", "node": "div_0123", "task": "div_0123",
@@ -52,7 +52,7 @@ from typing import Any
 
 from . import names
 from .exceptions import CorruptResultError, RemoteError, WorkflowError
-from .worker import CorruptFile, unseal, write_atomic
+from .worker_files import CorruptFile, unseal, write_atomic
 
 __all__ = ["read_result", "read_error", "keep_finished", "remote_exception", "remote_traceback",
            "is_error", "is_ok", "verify", "RemoteFailure", "add_note"]
@@ -110,8 +110,8 @@ def read_error(path) -> dict:
 
 def keep_finished(root, report: dict) -> list:
     """Write the results an error report carries (``report["finished"]``, see
-    ``worker.keep_finished``: the tasks of a node of several tasks that
-    finished before one failed) as their own result files under the workflow
+    ``worker_errors.keep_finished``: the tasks of a node of several tasks
+    that finished before one failed) as their own result files under the workflow
     directory ``root``; returns the task names written. Each is verified
     (checksum, and that it names its own file) first; one already there is
     left alone (names are content hashes: it is the same result)."""

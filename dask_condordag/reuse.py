@@ -73,7 +73,7 @@ def reusable_nodes(plan, path: Path, existing: dict | None = None) -> tuple:
     tasks must run keeps just those, and reads the reused results it needs as
     inputs. ``processes``/``cluster`` nodes are reused whole, as before.
     First the results the failed nodes of the ``existing`` workflow kept in
-    their error reports (``worker.keep_finished``) become result files."""
+    their error reports (``worker_errors.keep_finished``) become result files."""
     if existing:
         _keep_finished(existing, path)
     quarantine = path / names.LOGS_DIR / "corrupt"

@@ -48,7 +48,7 @@ from pathlib import Path
 
 from . import names
 from .pickling import dumps
-from .worker import seal
+from .worker_files import seal
 
 __all__ = ["Packer", "pack_bytes", "stage_dir", "stage_payloads", "stage_values", "write_bytes"]
 

@@ -236,9 +236,10 @@ def _check_target(path: Path, name: str) -> tuple:
 def _render_files(plan, stage: Path, fmode: int, *, python: str, dag: DagSettings, delivery,
                   packs: dict, done: set, versions: dict, digests: dict,
                   full: tuple = (None, ())) -> dict:
-    """Write the worker shim, the submit descriptions, the DAG (and CONFIG)
+    """Write the worker shim (its files), the submit descriptions, the DAG (and CONFIG)
     file and the manifest under ``stage``; returns the manifest."""
-    write_bytes(stage / names.WORKER, Path(__file__).with_name("worker.py").read_bytes(), fmode)
+    for module, shipped in names.WORKER_FILES.items():
+        write_bytes(stage / shipped, Path(__file__).with_name(module).read_bytes(), fmode)
     submits = submit_files(plan)
     for fname, extra, procs in set(submits.values()):
         text = render_submit(python=python, extra=extra, queue=procs,

@@ -111,8 +111,9 @@ def test_transfer_mode_submit_description(tmp_path):
         assert job["transfer_executable"] == "false"
         assert job["arguments"] == f'"{names.BOOT} {node} 0 {wf.nodes[node]["payload"]}"'
         files = job["transfer_input_files"].split(",")
-        assert files[:4] == [names.WORKER, names.BOOT, names.PACKAGES_ZIP,
-                             wf.nodes[node]["payload"]]
+        shim = list(names.WORKER_FILES.values())
+        assert files[:len(shim) + 3] == shim + [names.BOOT, names.PACKAGES_ZIP,
+                                                wf.nodes[node]["payload"]]
         assert job["environment"] == '"PYTHONNOUSERSITE=1"'
         assert job["should_transfer_files"] == "YES"
     with zipfile.ZipFile(wf.path / names.PACKAGES_ZIP) as z:
@@ -132,7 +133,8 @@ def test_container_mode_and_shared_filesystem_submit_description(tmp_path):
         assert job["transfer_executable"] == "false"
         assert job["arguments"] == f'"{names.WORKER} {node} 0 {wf.nodes[node]["payload"]}"'
         assert job["should_transfer_files"] == "IF_NEEDED"
-        assert job["transfer_input_files"].split(",")[0] == names.WORKER
+        shim = list(names.WORKER_FILES.values())
+        assert job["transfer_input_files"].split(",")[:len(shim)] == shim
 
 
 def test_option_errors(tmp_path):

@@ -208,7 +208,7 @@ def test_one_failure_in_a_node_of_several_outputs_is_one_error(tmp_path):
 def test_worker_keeps_only_what_the_tasks_that_did_not_run_read(tmp_path):
     import threading
 
-    from dask_condordag import results, worker
+    from dask_condordag import results, worker_errors
 
     tasks = [("a", (0, 1)), ("b", (2, step, ((1, "a"),), ())),
              ("it", (2, iter, ((1, "b"),), ())), ("lock", (2, threading.Lock, (), ())),
@@ -216,7 +216,7 @@ def test_worker_keeps_only_what_the_tasks_that_did_not_run_read(tmp_path):
              ("c", (2, step, ((1, "b"), (1, "it"), (1, "lock"), (1, "out")), ())),
              ("d", (2, step, ((1, "c"),), ()))]
     env = {"a": 1, "b": [2], "it": iter([2]), "lock": threading.Lock(), "out": 3}
-    kept = worker.keep_finished(tasks, env, {"out"}, "c", {"keys": {"b": "'b'"}})
+    kept = worker_errors.keep_finished(tasks, env, {"out"}, "c", {"keys": {"b": "'b'"}})
     assert set(kept) == {"b"}  # a: not read by c or d; it: lazy; lock: local state; out: written
     assert results.keep_finished(tmp_path, {"finished": kept}) == ["b"]
     assert results.read_result(tmp_path / names.result_file("b")) == [2]

@@ -16,7 +16,7 @@ from dask import delayed
 import dask_condordag
 from dask_condordag import results
 from dask_condordag.results import read_error, remote_exception
-from dask_condordag.worker import EXC_PICKLE_LIMIT, pack_exception
+from dask_condordag.worker_errors import EXC_PICKLE_LIMIT, pack_exception
 
 
 class CodeError(Exception):

@@ -87,9 +87,10 @@ def test_submit_descriptions_expand_with_htcondor(tmp_path):
         assert job["when_to_transfer_output"] == "ON_EXIT"
         assert job["preserve_relative_paths"] == "true"
         inputs = job["transfer_input_files"].split(",")
-        assert inputs[:2] == [names.WORKER, pack]
+        shim = list(names.WORKER_FILES.values())  # the shim's files, then the payload
+        assert inputs[:len(shim) + 1] == shim + [pack]
         parents = info["parents"]
-        assert sorted(inputs[2:]) == sorted(
+        assert sorted(inputs[len(shim) + 1:]) == sorted(
             f for p in parents for fs in wf.nodes[p]["outputs"].values() for f in fs)
         for f in inputs:
             assert (wf.path / f).exists() or f.startswith("results/"), f

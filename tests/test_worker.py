@@ -13,7 +13,7 @@ import pytest
 from dask import delayed
 
 import dask_condordag
-from dask_condordag import names
+from dask_condordag import dagfile, names, submitdesc
 from dask_condordag.results import read_error, read_result
 
 from .payloads import edit_payload
@@ -21,14 +21,22 @@ from .test_remote_exceptions import own_message
 from .helpers import add, boom, inc
 
 
+def _transferred(wf, node):
+    """The files the node's job transfers in: its submit description's
+    ``transfer_input_files``, expanded with the node's VARS (as doctor does)."""
+    dag = dagfile.parse_dag(wf.dag_path.read_text(), str(wf.dag_path))
+    n = dag.nodes[node]
+    sub = submitdesc.parse_submit((wf.path / n.submit).read_text(), n.submit)
+    cmds = submitdesc.expand_for_proc(sub, {**dict(n.vars), "JOB": node}, cluster=1, process=0)
+    return submitdesc.split_file_list(cmds["transfer_input_files"])
+
+
 def _scratch_for(wf, node, tmp_path):
-    """A scratch directory with what the node's VARS say to transfer."""
+    """A scratch directory holding only what the node's job transfers in,
+    at their relative paths (``preserve_relative_paths``)."""
     scratch = tmp_path / f"scratch-{node}"
     scratch.mkdir()
-    dag = wf.dag_path.read_text()
-    line = next(l for l in dag.splitlines() if l.startswith(f"VARS {node} "))
-    inputs = line.split('dcd_inputs="')[1].split('"')[0].split(",")
-    for rel in [names.WORKER] + inputs:
+    for rel in _transferred(wf, node):
         (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(wf.path / rel, scratch / rel)
     return scratch
@@ -85,7 +93,8 @@ def test_shim_reports_missing_input(tmp_path):
     scratch = tmp_path / "s"
     (scratch / "nodes").mkdir(parents=True)
     (scratch / "bin").mkdir()
-    shutil.copyfile(wf.path / names.WORKER, scratch / names.WORKER)
+    for shipped in names.WORKER_FILES.values():
+        shutil.copyfile(wf.path / shipped, scratch / shipped)
     pack = wf.nodes[child]["payload"]
     shutil.copyfile(wf.path / pack, scratch / pack)
     proc = _run_shim(wf, scratch, child)
@@ -178,3 +187,36 @@ def test_why_an_error_falls_back_to_remote_error_is_logged(caplog):
     text = caplog.text
     assert "no_such_module_dcd.Oops" in text and "cannot be imported" in text
     assert "did not come back" in text and "does not unpickle" in text
+
+
+@pytest.mark.parametrize("delivery", ["shared", "transfer"])
+@pytest.mark.parametrize("layout", ["preserved", "flat"])
+def test_shim_runs_from_a_scratch_dir_holding_only_the_transferred_files(
+        tmp_path, delivery, layout):
+    # the shim is several files (names.WORKER_FILES): the entry script finds
+    # its siblings beside it, at their relative paths (preserve_relative_paths)
+    # or flattened, run directly or by the boot script; neither dask nor
+    # dask_condordag is importable on this "execute node"
+    fake = tmp_path / "fake"
+    for pkg in ("dask", "dask_condordag"):
+        (fake / pkg).mkdir(parents=True)
+        (fake / pkg / "__init__.py").write_text(f"raise ImportError('no {pkg} here')\n")
+    x = delayed(sum)([delayed(abs)(-3), 4])
+    wf = dask_condordag.write(x, path=tmp_path / "wf", delivery=delivery,
+                              worker_python=sys.executable if delivery == "transfer" else None)
+    (node,) = wf.nodes
+    files = _transferred(wf, node)
+    assert set(names.WORKER_FILES.values()) <= set(files)
+    scratch = tmp_path / "scratch"
+    place = (lambda rel: rel) if layout == "preserved" else os.path.basename
+    for rel in files:
+        (scratch / place(rel)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wf.path / rel, scratch / place(rel))
+    entry = names.BOOT if delivery == "transfer" else names.WORKER
+    proc = subprocess.run(
+        [sys.executable, place(entry), node, "0", place(wf.nodes[node]["payload"])],
+        cwd=scratch, capture_output=True, text=True,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(fake)})
+    assert proc.returncode == 0, proc.stderr
+    ((out,),) = wf.nodes[node]["outputs"].values()
+    assert read_result(scratch / out) == 7
