@@ -48,7 +48,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Hashable
 
 from dask.sizeof import sizeof
@@ -103,6 +103,9 @@ class PlannedNode:
     (one task run by every proc with its own ``procid``; its value is the list
     of the procs' results), ``"cluster"`` (proc i runs task i). Its payload
     goes into a pack that write chooses (the manifest's ``payload``).
+    ``threads``: how many of its tasks the worker may run at once (a
+    ``single`` node the planner gave several cores: ``grouping``; its
+    settings then request that many cpus).
     """
 
     name: str
@@ -112,6 +115,7 @@ class PlannedNode:
     parents: tuple  # node names (data and ordering-only)
     settings: NodeSettings = NodeSettings()
     mode: str = "single"
+    threads: int = 1
 
     @property
     def procs(self) -> int:
@@ -266,7 +270,7 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
         tasks[key] = PlannedTask(tname, key, expr, tuple(dict.fromkeys(w.reads)))
         if w.orders:
             orders[key] = tuple(dict.fromkeys(w.orders))
-        if s is not _DEFAULT:
+        if s is not _DEFAULT and s != _DEFAULT:  # a duration-only annotation: default
             settings[key] = s
         value_of[key] = ("name", tname)
 
@@ -361,8 +365,10 @@ def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, grou
     ``cluster``-annotated siblings."""
     requested = {graph.resolve(k) for k in graph.keys}
     groups = _clusters(tasks, settings)
+    threads: dict = {}  # last key of a group -> threads (grouping.partition)
     if group == "auto":
-        grouped = _auto_groups(tasks, settings, orders, groups, model, hints or {}, requested)
+        grouped, threads = _auto_groups(tasks, settings, orders, groups, model, hints or {},
+                                        requested)
     elif group == "chains":
         singles = {k for k, mode in groups.values() if mode == "single"}
         grouped = _groups({k: t for k, t in tasks.items() if k in singles}, graph, requested)
@@ -400,6 +406,10 @@ def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, grou
         nname = node_names[gid]
         ts = tuple(tasks[k] for k in members)
         s = settings.get(ts[-1].key, _DEFAULT)
+        n_threads = threads.get(ts[-1].key, 1) if mode == "single" else 1
+        if n_threads > 1:
+            s = replace(s, submit=tuple(sorted((*s.submit, ("request_cpus", str(n_threads))),
+                                               key=lambda cv: cv[0].lower())))
         if mode == "cluster":
             member_names = {t.name for t in ts}
             for t in ts:
@@ -430,7 +440,8 @@ def _grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, grou
             out = {t.name: (names.proc_result_file(nname, i),) for i, t in enumerate(ts)}
         files.update(out)
         nodes_unordered[nname] = PlannedNode(name=nname, tasks=ts, inputs=inputs, outputs=out,
-                                             parents=parents, settings=s, mode=mode)
+                                             parents=parents, settings=s, mode=mode,
+                                             threads=n_threads)
     return _toposort(nodes_unordered), task_node, files, listed
 
 
@@ -438,8 +449,9 @@ _DEFAULT = NodeSettings()
 
 
 def _auto_groups(tasks: dict, settings: dict, orders: dict, clusters: dict, model: CostModel,
-                 hints: dict, requested: set) -> list:
-    """``group="auto"``: the single-mode tasks partitioned by ``grouping``.
+                 hints: dict, requested: set) -> tuple:
+    """``group="auto"``: the single-mode tasks partitioned by ``grouping``,
+    and the threads of the groups that get several (last key -> threads).
 
     Group only what must run: the tasks whose results exist (``History.done``)
     and those only they read (not needed) form one node, written DONE, when
@@ -466,16 +478,21 @@ def _auto_groups(tasks: dict, settings: dict, orders: dict, clusters: dict, mode
         d = durations.get(k)
         return d if d is not None else model.task_seconds(tasks[k].name)
 
-    groups = partition(keys, reads, settings, eligible, model, seconds=seconds,
-                       nbytes=lambda k: model.task_bytes(tasks[k].name))
+    def threadable(k):  # a task that asks for cpus itself keeps its node's one thread
+        s = settings.get(k)
+        return s is None or all(c.lower() != "request_cpus" for c, _ in s.submit)
+
+    groups, threads = partition(keys, reads, settings, eligible, model, seconds=seconds,
+                                nbytes=lambda k: model.task_bytes(tasks[k].name),
+                                threadable=threadable)
     if len(reused) > 1:
         merged = [g for g in groups if g[0] not in reused]
         merged.append([k for k in keys if k in reused])
         if acyclic(list(tasks), reads, merged):
             order = {k: i for i, k in enumerate(tasks)}
             merged.sort(key=lambda g: order[g[-1]])
-            return merged
-    return groups
+            return merged, {g[-1]: threads[g[-1]] for g in merged if g[-1] in threads}
+    return groups, threads
 
 
 def _not_to_run(tasks: dict, reads: dict, clusters: dict, done: frozenset,

@@ -120,6 +120,8 @@ def _payload_general(plan, node, versions, body: bytes) -> bytes:
         "needs_cloudpickle": b"cloudpickle" in body,
         "max_runtime": node.settings.max_runtime,
     }
+    if node.threads > 1:  # the worker runs up to this many tasks at once (grouping)
+        meta["threads"] = node.threads
     head = json.dumps(meta, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     return names.PAYLOAD_MAGIC + head + b"\n" + body
 

@@ -22,14 +22,17 @@ def total(xs):
     return sum(xs)
 
 
-def plan_of(*collections, seconds=0.001, slots=4, overhead=6.0, **kw):
+def plan_of(*collections, seconds=0.001, slots=4, overhead=6.0, cores=1, **kw):
+    """The plan of ``collections`` under a cost model; ``cores``: cores_per_node
+    (1 by default here: the one-core rules; the multi-core ones say so)."""
     from dask.highlevelgraph import HighLevelGraph
 
     keys = []
     for c in collections:
         keys += list(dask.core.flatten(c.__dask_keys__()))
     dsk = HighLevelGraph.merge(*[c.__dask_graph__() for c in collections])
-    model = CostModel(job_overhead=overhead, slots=slots, default_seconds=seconds, **kw)
+    model = CostModel(job_overhead=overhead, slots=slots, default_seconds=seconds,
+                      cores_per_node=cores, **kw)
     return make_plan(read_graph(dsk, keys), name="t", group="auto", cost=model)
 
 
@@ -133,7 +136,7 @@ def test_shuffle_stages_bundled_per_output_partition():
         dsk[("out", j)] = Task(("out", j), lambda *xs: sum(xs),
                                *[TaskRef(("piece", j, i)) for i in range(n)])
     keys = [("out", j) for j in range(n)]
-    model = CostModel(job_overhead=6, slots=4, default_seconds=0.5)
+    model = CostModel(job_overhead=6, slots=4, default_seconds=0.5, cores_per_node=1)
     plan = make_plan(read_graph(dsk, keys), name="t", group="auto", cost=model)
     check_valid(plan)
     # every piece of output j sits with output j
