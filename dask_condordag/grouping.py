@@ -114,7 +114,7 @@ def partition(keys: list, reads: dict, settings: dict, eligible, model, *, secon
     cost = [seconds(k) if ok[i] else 0.0 for i, k in enumerate(keys)]
     size = [nbytes(k) if ok[i] else 0 for i, k in enumerate(keys)]
     overhead, slots, budget = model.job_overhead, max(model.slots, 1), model.max_node_bytes
-    cores = max(1, min(getattr(model, "cores_per_node", 1), slots))
+    cores = max(1, min(model.cores_per_node, slots))
 
     def cores_of(i: int) -> int:
         return cores if threadable is None or threadable(keys[i]) else 1
