@@ -30,7 +30,11 @@ when it or the task before it may not share a node (``processes``/
 scheduling settings differ; the most such nodes along any path. Each of them
 is a job with its own overhead, after the one before it. It is 1 for
 every reference graph here: all their tasks may share one node, so the
-bound is what one job holding all the work on all 4 slots would take.
+bound is what one job holding all the work on all 4 slots would take, and a
+strict bound (no task starts before one job overhead has passed; after it,
+the critical path and work / slots remain). With more levels it is the
+issue's reference figure, not a strict bound: the path that forces the
+levels need not be the critical one.
 Targets (issue 12): makespan at most 1.25x the bound; local wall at most 2x
 processes on (a), (b), (c), (d), (f).
 """

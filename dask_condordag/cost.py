@@ -3,7 +3,8 @@ costs, how many jobs run at once, how many bytes a node may hold.
 
 Data
     :class:`CostModel`: ``job_overhead`` seconds per job, ``slots`` jobs at
-    once (one-core jobs: cores), ``cores_per_node``, ``max_node_bytes``, and per-task seconds and bytes
+    once (one-core jobs: cores), ``cores_per_node``, ``max_node_bytes``, and
+    per-task seconds and bytes
     (:meth:`CostModel.task_seconds`, :meth:`CostModel.task_bytes`);
     :func:`node_seconds` of a planned node (:func:`threaded_seconds` when it
     runs its tasks on several threads). :class:`History`: the records of
@@ -56,7 +57,8 @@ from .worker import RESULT_ERR, RESULT_OK, header_seconds
 
 __all__ = ["CostModel", "History", "read_history", "node_seconds", "threaded_seconds",
            "model_for",
-           "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "CONDOR_CORES_PER_NODE", "DEFAULT_TASK_SECONDS",
+           "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "CONDOR_CORES_PER_NODE",
+           "DEFAULT_TASK_SECONDS",
            "DEFAULT_TASK_BYTES", "DEFAULT_MAX_NODE_BYTES"]
 
 CONDOR_OVERHEAD = 6.0
