@@ -71,6 +71,7 @@ class Options:
     # the cost model group="auto" uses (cost.py); None: by run mode
     job_overhead: float | None
     slots: int | None
+    cores_per_node: int | None
     max_node_bytes: int
     maxjobs: dict | None
     dag_config: dict | None
@@ -162,6 +163,7 @@ _CHECKS = {
     "job_overhead": lambda v: None if v is None else (
         _seconds(v) and "give seconds >= 0, or None for the run mode's default"),
     "slots": _count(1, none="for the run mode's default"),
+    "cores_per_node": _count(1, none="for the run mode's default"),
     "max_node_bytes": _count(1, what="a number of bytes"),
     "hold_timeout": _seconds,
     "poll_interval": _seconds,

@@ -3,9 +3,11 @@ costs, how many jobs run at once, how many bytes a node may hold.
 
 Data
     :class:`CostModel`: ``job_overhead`` seconds per job, ``slots`` jobs at
-    once, ``max_node_bytes``, and per-task seconds and bytes
+    once (one-core jobs: cores), ``cores_per_node``, ``max_node_bytes``, and
+    per-task seconds and bytes
     (:meth:`CostModel.task_seconds`, :meth:`CostModel.task_bytes`);
-    :func:`node_seconds` of a planned node. :class:`History`: the records of
+    :func:`node_seconds` of a planned node (:func:`threaded_seconds` when it
+    runs its tasks on several threads). :class:`History`: the records of
     an earlier write of the same workflow directory, read by
     :func:`read_history`.
 
@@ -25,6 +27,13 @@ Policy
       (the name before its hash: ``inc_...``); :data:`DEFAULT_TASK_SECONDS`.
       Its bytes: the recorded result size by name, else by prefix, else
       :data:`DEFAULT_TASK_BYTES`.
+    * ``cores_per_node`` (option ``cores_per_node``; ``None``: by run mode):
+      the most cores (threads) one node may request to run its independent
+      tasks at once (``grouping`` says when it does). condor
+      :data:`CONDOR_CORES_PER_NODE` = 4, one partitionable slot of this
+      project's stock pool (a job asking for more waits for a bigger slot);
+      local: ``slots`` (the worker processes' cores). A model built by hand
+      (``CostModel()``) takes condor's defaults, like the other fields.
     * ``max_node_bytes`` (default 2 GiB): the planner never puts tasks whose
       results add up past it into one node (their values stay in the job's
       memory and the read/written ones are transferred).
@@ -38,6 +47,7 @@ Example::
 
 from __future__ import annotations
 
+import heapq
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,13 +55,16 @@ from pathlib import Path
 from . import names
 from .worker_files import RESULT_ERR, RESULT_OK, header_seconds
 
-__all__ = ["CostModel", "History", "read_history", "node_seconds", "model_for",
-           "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "DEFAULT_TASK_SECONDS",
+__all__ = ["CostModel", "History", "read_history", "node_seconds", "threaded_seconds",
+           "model_for",
+           "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "CONDOR_CORES_PER_NODE",
+           "DEFAULT_TASK_SECONDS",
            "DEFAULT_TASK_BYTES", "DEFAULT_MAX_NODE_BYTES"]
 
 CONDOR_OVERHEAD = 6.0
 LOCAL_OVERHEAD = 0.1
 CONDOR_SLOTS = 4
+CONDOR_CORES_PER_NODE = 4
 DEFAULT_TASK_SECONDS = 0.001
 DEFAULT_TASK_BYTES = 64 * 1024
 DEFAULT_MAX_NODE_BYTES = 2 * 2**30
@@ -135,6 +148,7 @@ class CostModel:
 
     job_overhead: float = CONDOR_OVERHEAD
     slots: int = CONDOR_SLOTS
+    cores_per_node: int = CONDOR_CORES_PER_NODE
     max_node_bytes: int = DEFAULT_MAX_NODE_BYTES
     history: History = History()
     durations: dict = field(default_factory=dict)
@@ -166,13 +180,36 @@ def task_seconds(model: CostModel, name: str) -> float:
 
 def node_seconds(model: CostModel, node) -> float:
     """Estimated run time of a planned node (its tasks in one job, without
-    the job overhead): the sum of its tasks' seconds; a ``cluster`` node's
-    procs run at once (its longest task); a ``procid`` node runs its task in
-    every proc at once."""
-    secs = [model.task_seconds(t.name) for t in node.tasks]
+    the job overhead): the sum of its tasks' seconds, or for a node of
+    several ``threads`` :func:`threaded_seconds`; a ``cluster`` node's procs
+    run at once (its longest task); a ``procid`` node runs its task in every
+    proc at once."""
+    secs = {t.name: model.task_seconds(t.name) for t in node.tasks}
     if node.mode == "cluster":
-        return max(secs, default=0.0)
-    return sum(secs)
+        return max(secs.values(), default=0.0)
+    if getattr(node, "threads", 1) > 1:
+        return threaded_seconds([t.name for t in node.tasks],
+                                {t.name: t.reads for t in node.tasks}, secs, node.threads)
+    return sum(secs.values())
+
+
+def threaded_seconds(order: list, reads: dict, seconds: dict, threads: int) -> float:
+    """Seconds to run the tasks ``order`` (a dependency order) of one node on
+    ``threads`` threads: each task, in that order, starts on the thread free
+    first, once the tasks it reads (``reads``: name -> names; names not in
+    ``order`` are inputs, there already) have finished.
+
+    >>> threaded_seconds(["a", "b", "c"], {"c": ("a", "b")}, {"a": 2, "b": 2, "c": 1}, 2)
+    3.0
+    """
+    free = [0.0] * max(int(threads), 1)
+    finish: dict = {}
+    for t in order:
+        ready = max((finish[r] for r in reads.get(t, ()) if r in finish), default=0.0)
+        start = max(heapq.heappop(free), ready)
+        finish[t] = start + float(seconds[t])
+        heapq.heappush(free, finish[t])
+    return max(finish.values(), default=0.0)
 
 
 def model_for(opts, run: str, history: History | None = None,
@@ -185,6 +222,9 @@ def model_for(opts, run: str, history: History | None = None,
     slots = opts.slots
     if slots is None:
         slots = (opts.max_workers or os.cpu_count() or 1) if run == "local" else CONDOR_SLOTS
-    return CostModel(job_overhead=float(overhead), slots=int(slots),
+    cores = opts.cores_per_node
+    if cores is None:
+        cores = slots if run == "local" else CONDOR_CORES_PER_NODE
+    return CostModel(job_overhead=float(overhead), slots=int(slots), cores_per_node=int(cores),
                      max_node_bytes=int(opts.max_node_bytes), history=history or History(),
                      durations=durations or {})

@@ -3,8 +3,9 @@
 Data
     In: the planned tasks (dependency order), their node settings, planner
     hints (``condor={"duration": s, "group": False}``), ordering-only edges
-    and a :class:`~dask_condordag.cost.CostModel`. Out: groups of task keys,
-    each in dependency order (a valid order to run them in one job).
+    and a :class:`~dask_condordag.cost.CostModel`. Out: a :class:`Partition`
+    -- groups of task keys, each in dependency order (a valid order to run
+    them in one job), and the threads of the groups that get several cores.
 
 Policy
     * Only tasks that must run and may share a job are grouped ("eligible"):
@@ -15,11 +16,22 @@ Policy
       reused as its own node). Tasks with different node settings (resources,
       category, submit commands, retries, priority, vars, scripts,
       max_runtime) never share a group.
+    * Cores: a node may request ``c = min(cores_per_node, slots)`` cores
+      (``request_cpus``) and run its independent tasks on that many threads
+      (payload ``"threads"``; the worker keeps dependencies and per-task
+      results as in one thread). Tasks that request cpus themselves
+      (``resources={"cpus": k}``) keep one thread. Threads speed up what
+      releases the GIL (numpy, pandas, I/O, ``time.sleep``), as dask's own
+      threaded scheduler does; for pure-Python work set ``cores_per_node=1``.
     * One job, when it is cheap: if all eligible tasks share their settings,
-      their estimated work ``T`` satisfies ``T * (1 - 1/slots) <= job_overhead``
-      (parallel jobs would save less than the overhead one more level of jobs
-      costs), their bytes fit ``max_node_bytes``, and the set is convex (no
-      path leaves it and comes back), they are one node.
+      their bytes fit ``max_node_bytes``, the set is convex (no path leaves
+      it and comes back) and one job on ``c`` threads, ``job_overhead +
+      max(cp, T / c)`` (``T``: their estimated work, ``cp``: its critical
+      path), is within one ``job_overhead`` of the best any plan could reach,
+      ``job_overhead + max(cp, T / slots)`` (more jobs would save less than
+      the overhead one more level of jobs costs), they are one node. It runs
+      on the fewest threads ``t <= c`` whose ``job_overhead + max(cp, T /
+      t)`` is within 10% of ``c``'s (a node of cheap tasks keeps one thread).
     * Otherwise two passes, each keeping the node graph acyclic:
 
       1. *Trees* (vertical, like dask's blockwise and linear fusion): in
@@ -36,15 +48,17 @@ Policy
       2. *Bundles* (horizontal, Pegasus' horizontal clustering): groups at the
          same level of the contracted graph (longest path from its sources)
          with equal settings are packed, largest first onto the least loaded
-         bundle, into the fewest bundles ``n <= slots`` whose level time
-         ``job_overhead + max(largest group, work / n)`` is within 10% of the
-         best ``slots`` bundles give. Edges between bundles go from a lower
-         level to a higher one, so again no cycle.
+         bundle, into the fewest one-core bundles ``n <= slots`` whose level
+         time ``job_overhead + max(largest group, work / n)`` is within 10%
+         of the best ``slots`` bundles give -- then those ``n`` one-core jobs
+         become ``ceil(n / c)`` jobs of up to ``c`` threads each (one
+         partitionable slot's worth of work per job). Edges between bundles
+         go from a lower level to a higher one, so again no cycle.
     * No group's result bytes (``CostModel.task_bytes``) pass
-      ``max_node_bytes``; a group writes only the values read outside it or
-      requested (``plan``).
-    * A node does not request several cores to run its tasks in parallel
-      (yet): every group runs its tasks one after the other in one process.
+      ``max_node_bytes`` (bundles are split for it before they get threads);
+      a group writes only the values read outside it or requested (``plan``).
+    * :func:`forced_levels`: how many jobs any partition puts one after the
+      other (issue 12's lower bound: ``benchmarks/granularity.py``).
 
 Example::
 
@@ -53,24 +67,41 @@ Example::
     >>> reads = {"a": (), "b": ("a",)}
     >>> partition(list(tasks), reads, {}, lambda k: True, CostModel(),
     ...           seconds=lambda k: 0.001, nbytes=lambda k: 1)
-    [['a', 'b']]
+    Partition(groups=[['a', 'b']], threads={})
+    >>> wide = {f"x{i}": () for i in range(40)}          # 40 x 2 s, then a sum
+    >>> wide["sum"] = tuple(wide)
+    >>> p = partition(list(wide), wide, {}, lambda k: True, CostModel(slots=4),
+    ...               seconds=lambda k: 0.0 if k == "sum" else 2.0, nbytes=lambda k: 1)
+    >>> [len(g) for g in p.groups], p.threads           # one job on 4 cores
+    ([41], {'sum': 4})
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from typing import NamedTuple
 
-__all__ = ["partition", "acyclic"]
+__all__ = ["partition", "Partition", "acyclic", "forced_levels"]
+
+
+class Partition(NamedTuple):
+    """What :func:`partition` decides: ``groups`` (key lists, each in
+    dependency order) and ``threads``: the last key of a group -> the threads
+    (cores) its node runs its tasks on, for the groups that get more than one."""
+
+    groups: list
+    threads: dict
 
 
 def partition(keys: list, reads: dict, settings: dict, eligible, model, *, seconds,
-              nbytes) -> list:
+              nbytes, threadable=None) -> Partition:
     """Groups of ``keys`` (each a list in the order of ``keys``, which is a
-    dependency order). ``reads``: key -> keys of tasks it reads or waits for;
-    ``settings``: key -> node settings (missing: the default);
-    ``eligible(key)``: whether it may share a node; ``seconds``/``nbytes``:
-    the cost model's estimates per key."""
+    dependency order) and the threads of each. ``reads``: key -> keys of tasks
+    it reads or waits for; ``settings``: key -> node settings (missing: the
+    default); ``eligible(key)``: whether it may share a node;
+    ``threadable(key)``: whether its node may run it on several threads
+    (default: yes); ``seconds``/``nbytes``: the cost model's estimates per key."""
     n = len(keys)
     index = {k: i for i, k in enumerate(keys)}
     ins = [[index[r] for r in dict.fromkeys(reads.get(k, ())) if r in index] for k in keys]
@@ -83,13 +114,20 @@ def partition(keys: list, reads: dict, settings: dict, eligible, model, *, secon
     cost = [seconds(k) if ok[i] else 0.0 for i, k in enumerate(keys)]
     size = [nbytes(k) if ok[i] else 0 for i, k in enumerate(keys)]
     overhead, slots, budget = model.job_overhead, max(model.slots, 1), model.max_node_bytes
+    cores = max(1, min(model.cores_per_node, slots))
+
+    def cores_of(i: int) -> int:
+        return cores if threadable is None or threadable(keys[i]) else 1
 
     elig = [i for i in range(n) if ok[i]]
     total = sum(cost)
-    if elig and len({cls[i] for i in elig}) == 1 \
-            and total * (1 - 1 / slots) <= overhead and sum(size) <= budget \
-            and _convex(ok, ins):
-        return _emit(keys, [elig] + [[i] for i in range(n) if not ok[i]])
+    if elig and len({cls[i] for i in elig}) == 1 and sum(size) <= budget:
+        cp = _critical_path(cost, ins)
+        c = cores_of(elig[0])
+        if max(cp, total / c) - max(cp, total / slots) <= overhead and _convex(ok, ins):
+            t = _threads(total, cp, overhead, c, len(elig))
+            return _emit(keys, [elig] + [[i] for i in range(n) if not ok[i]],
+                         {elig[-1]: t} if t > 1 else {})
 
     # pass 1: in-trees
     root = list(range(n))
@@ -128,30 +166,56 @@ def partition(keys: list, reads: dict, settings: dict, eligible, model, *, secon
         members.setdefault(root[i], []).append(i)
     buckets: dict = {}
     groups = []
+    threads = {}
     for r, ms in members.items():
         if ok[r]:
             buckets.setdefault((level[r], cls[r]), []).append(r)
         else:
             groups.append(ms)
     for roots in buckets.values():
-        for bundle in _bundles(roots, gcost, gbytes, overhead, slots, budget):
-            groups.append(sorted(i for r in bundle for i in members[r]))
-    return _emit(keys, groups)
+        for bundle, t in _bundles(roots, gcost, gbytes, overhead, slots, budget,
+                                  cores_of(roots[0])):
+            g = sorted(i for r in bundle for i in members[r])
+            groups.append(g)
+            if t > 1:
+                threads[g[-1]] = t
+    return _emit(keys, groups, threads)
+
+
+def _threads(work: float, cp: float, overhead: float, cores: int, width: int) -> int:
+    """The fewest threads (at most ``cores``) that run a node of ``work``
+    seconds with critical path ``cp`` within 10% of its time on ``cores``."""
+    best = overhead + max(cp, work / cores)
+    for t in range(1, min(cores, width)):
+        if overhead + max(cp, work / t) <= 1.1 * best:
+            return t
+    return max(1, min(cores, width))
+
+
+def _critical_path(cost: list, ins: list) -> float:
+    """The largest sum of ``cost`` along a path (``ins``: dependency order)."""
+    finish = [0.0] * len(cost)
+    for i, rs in enumerate(ins):
+        finish[i] = cost[i] + max((finish[r] for r in rs), default=0.0)
+    return max(finish, default=0.0)
 
 
 def _bundles(roots: list, gcost: list, gbytes: list, overhead: float, slots: int,
-             budget: int) -> list:
-    """Pack the groups ``roots`` of one level into bundles (lists of roots)."""
+             budget: int, cores: int = 1) -> list:
+    """Pack the groups ``roots`` of one level into bundles: ``(roots, threads)``."""
     if len(roots) == 1:
-        return [roots]
+        return [(roots, 1)]
     work = sum(gcost[r] for r in roots)
     largest = max(gcost[r] for r in roots)
     n_max = min(slots, len(roots))
     best = overhead + max(largest, work / n_max)
     room = 1.1 * best - overhead
-    n = n_max if room <= 0 else min(n_max, max(1, math.ceil(work / room)))
+    one_core = n_max if room <= 0 else min(n_max, max(1, math.ceil(work / room)))
     nbytes = sum(gbytes[r] for r in roots)
-    n = max(n, min(len(roots), math.ceil(nbytes / budget) if budget > 0 else len(roots)))
+    by_bytes = min(len(roots), math.ceil(nbytes / budget) if budget > 0 else len(roots))
+    # the one-core jobs the level needs, as few jobs of up to ``cores`` threads
+    n = min(len(roots), max(math.ceil(one_core / cores), by_bytes))
+    per = max(1, min(cores, math.ceil(one_core / n)))
     bins = [[] for _ in range(n)]
     loads = [(0.0, b) for b in range(n)]
     bsize = [0] * n
@@ -171,7 +235,7 @@ def _bundles(roots: list, gcost: list, gbytes: list, overhead: float, slots: int
         bins[b].append(r)
         bsize[b] += gbytes[r]
         heapq.heappush(loads, (load + gcost[r], b))
-    return [b for b in bins if b]
+    return [(b, min(per, len(b))) for b in bins if b]
 
 
 def _convex(ok: list, ins: list) -> bool:
@@ -186,10 +250,12 @@ def _convex(ok: list, ins: list) -> bool:
     return True
 
 
-def _emit(keys: list, groups: list) -> list:
-    """Key lists, each in dependency order, ordered by their last member."""
+def _emit(keys: list, groups: list, threads: dict) -> Partition:
+    """Key lists, each in dependency order, ordered by their last member;
+    ``threads``: last member's index -> threads."""
     ordered = sorted((sorted(g) for g in groups if g), key=lambda g: g[-1])
-    return [[keys[i] for i in g] for g in ordered]
+    return Partition([[keys[i] for i in g] for g in ordered],
+                     {keys[i]: t for i, t in threads.items()})
 
 
 def acyclic(keys: list, reads: dict, groups: list) -> bool:
@@ -222,3 +288,26 @@ def acyclic(keys: list, reads: dict, groups: list) -> bool:
             if indeg[w] == 0:
                 ready.append(w)
     return seen == len(indeg)
+
+
+def forced_levels(keys: list, reads: dict, settings: dict, eligible) -> int:
+    """The number of nodes any partition puts one after the other along some
+    path: along a path, a task starts a new node when it or the task before
+    it may not share a node (``eligible``) or their ``settings`` differ; the
+    largest count over all paths (0 without keys). Each such node is a job,
+    so a schedule crosses at least this many job overheads one after the
+    other -- the ``levels`` of issue 12's lower bound."""
+    index = {k: i for i, k in enumerate(keys)}
+    depth = [0] * len(keys)
+    for i, k in enumerate(keys):
+        mine = settings.get(k)
+        alone = not eligible(k)
+        d = 1
+        for r in reads.get(k, ()):
+            j = index.get(r)
+            if j is None:
+                continue
+            same = not alone and eligible(r) and settings.get(r) == mine
+            d = max(d, depth[j] + (0 if same else 1))
+        depth[i] = d
+    return max(depth, default=0)

@@ -190,7 +190,7 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
         tasks[key] = PlannedTask(tname, key, expr, tuple(dict.fromkeys(w.reads)))
         if w.orders:
             orders[key] = tuple(dict.fromkeys(w.orders))
-        if s is not UNANNOTATED:
+        if s is not UNANNOTATED and s != UNANNOTATED:  # a duration-only annotation: default
             settings[key] = s
         value_of[key] = ("name", tname)
 

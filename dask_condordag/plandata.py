@@ -72,6 +72,9 @@ class PlannedNode:
     (one task run by every proc with its own ``procid``; its value is the list
     of the procs' results), ``"cluster"`` (proc i runs task i). Its payload
     goes into a pack that write chooses (the manifest's ``payload``).
+    ``threads``: how many of its tasks the worker may run at once (a
+    ``single`` node the planner gave several cores: ``grouping``; its
+    settings then request that many cpus).
     """
 
     name: str
@@ -81,6 +84,7 @@ class PlannedNode:
     parents: tuple  # node names (data and ordering-only)
     settings: NodeSettings = NodeSettings()
     mode: str = "single"
+    threads: int = 1
 
     @property
     def procs(self) -> int:

@@ -48,8 +48,9 @@ __all__ = ["auto_groups", "chains"]
 
 
 def auto_groups(tasks: dict, settings: dict, orders: dict, clusters: dict, model: CostModel,
-                 hints: dict, requested: set) -> list:
-    """``group="auto"``: the single-mode tasks partitioned by ``grouping``.
+                hints: dict, requested: set) -> tuple:
+    """``group="auto"``: the single-mode tasks partitioned by ``grouping``,
+    and the threads of the groups that get several (last key -> threads).
 
     Group only what must run: the tasks whose results exist (``History.done``)
     and those only they read (not needed) form one node, written DONE, when
@@ -76,16 +77,21 @@ def auto_groups(tasks: dict, settings: dict, orders: dict, clusters: dict, model
         d = durations.get(k)
         return d if d is not None else model.task_seconds(tasks[k].name)
 
-    groups = partition(keys, reads, settings, eligible, model, seconds=seconds,
-                       nbytes=lambda k: model.task_bytes(tasks[k].name))
+    def threadable(k):  # a task that asks for cpus itself keeps its node's one thread
+        s = settings.get(k)
+        return s is None or all(c.lower() != "request_cpus" for c, _ in s.submit)
+
+    groups, threads = partition(keys, reads, settings, eligible, model, seconds=seconds,
+                                nbytes=lambda k: model.task_bytes(tasks[k].name),
+                                threadable=threadable)
     if len(reused) > 1:
         merged = [g for g in groups if g[0] not in reused]
         merged.append([k for k in keys if k in reused])
         if acyclic(list(tasks), reads, merged):
             order = {k: i for i, k in enumerate(tasks)}
             merged.sort(key=lambda g: order[g[-1]])
-            return merged
-    return groups
+            return merged, {g[-1]: threads[g[-1]] for g in merged if g[-1] in threads}
+    return groups, threads
 
 
 def _not_to_run(tasks: dict, reads: dict, clusters: dict, done: frozenset,

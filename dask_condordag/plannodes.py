@@ -47,6 +47,8 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import names
 from .exceptions import PlanError
 from .graph import Graph
@@ -81,8 +83,10 @@ def grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, group
     ``cluster``-annotated siblings."""
     requested = {graph.resolve(k) for k in graph.keys}
     groups = _clusters(tasks, settings)
+    threads: dict = {}  # last key of a group -> threads (grouping.partition)
     if group == "auto":
-        grouped = auto_groups(tasks, settings, orders, groups, model, hints or {}, requested)
+        grouped, threads = auto_groups(tasks, settings, orders, groups, model, hints or {},
+                                       requested)
     elif group == "chains":
         singles = {k for k, mode in groups.values() if mode == "single"}
         grouped = chains({k: t for k, t in tasks.items() if k in singles}, graph, requested)
@@ -120,6 +124,10 @@ def grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, group
         nname = node_names[gid]
         ts = tuple(tasks[k] for k in members)
         s = settings.get(ts[-1].key, UNANNOTATED)
+        n_threads = threads.get(ts[-1].key, 1) if mode == "single" else 1
+        if n_threads > 1:
+            s = replace(s, submit=tuple(sorted((*s.submit, ("request_cpus", str(n_threads))),
+                                               key=lambda cv: cv[0].lower())))
         if mode == "cluster":
             member_names = {t.name for t in ts}
             for t in ts:
@@ -150,7 +158,8 @@ def grouped_nodes(tasks: dict, settings: dict, orders: dict, graph: Graph, group
             out = {t.name: (names.proc_result_file(nname, i),) for i, t in enumerate(ts)}
         files.update(out)
         nodes_unordered[nname] = PlannedNode(name=nname, tasks=ts, inputs=inputs, outputs=out,
-                                             parents=parents, settings=s, mode=mode)
+                                             parents=parents, settings=s, mode=mode,
+                                             threads=n_threads)
     return _toposort(nodes_unordered), task_node, files, listed
 
 

@@ -109,7 +109,8 @@ def _payload(plan, node, versions, cache: dict) -> bytes:
 
 def _takes_fast_path(plan, node) -> bool:
     """One task, one output, plain inputs, no time limit: :func:`_payload_fast`."""
-    return (node.mode == "single" and len(node.tasks) == 1 and node.settings.max_runtime is None
+    return (node.mode == "single" and len(node.tasks) == 1 and node.threads == 1
+            and node.settings.max_runtime is None
             and not plan.listed.intersection(node.inputs))
 
 
@@ -130,6 +131,8 @@ def _payload_general(plan, node, versions, body: bytes) -> bytes:
         "needs_cloudpickle": b"cloudpickle" in body,
         "max_runtime": node.settings.max_runtime,
     }
+    if node.threads > 1:  # the worker runs up to this many tasks at once (grouping)
+        meta["threads"] = node.threads
     head = json.dumps(meta, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     return names.PAYLOAD_MAGIC + head + b"\n" + body
 

@@ -2,6 +2,7 @@
 rules no grouping may break, and the cost model's records."""
 
 import random
+import re
 from operator import add
 
 import dask
@@ -22,14 +23,17 @@ def total(xs):
     return sum(xs)
 
 
-def plan_of(*collections, seconds=0.001, slots=4, overhead=6.0, **kw):
+def plan_of(*collections, seconds=0.001, slots=4, overhead=6.0, cores=1, **kw):
+    """The plan of ``collections`` under a cost model; ``cores``: cores_per_node
+    (1 by default here: the one-core rules; the multi-core ones say so)."""
     from dask.highlevelgraph import HighLevelGraph
 
     keys = []
     for c in collections:
         keys += list(dask.core.flatten(c.__dask_keys__()))
     dsk = HighLevelGraph.merge(*[c.__dask_graph__() for c in collections])
-    model = CostModel(job_overhead=overhead, slots=slots, default_seconds=seconds, **kw)
+    model = CostModel(job_overhead=overhead, slots=slots, default_seconds=seconds,
+                      cores_per_node=cores, **kw)
     return make_plan(read_graph(dsk, keys), name="t", group="auto", cost=model)
 
 
@@ -133,7 +137,7 @@ def test_shuffle_stages_bundled_per_output_partition():
         dsk[("out", j)] = Task(("out", j), lambda *xs: sum(xs),
                                *[TaskRef(("piece", j, i)) for i in range(n)])
     keys = [("out", j) for j in range(n)]
-    model = CostModel(job_overhead=6, slots=4, default_seconds=0.5)
+    model = CostModel(job_overhead=6, slots=4, default_seconds=0.5, cores_per_node=1)
     plan = make_plan(read_graph(dsk, keys), name="t", group="auto", cost=model)
     check_valid(plan)
     # every piece of output j sits with output j
@@ -290,3 +294,161 @@ def test_an_iterator_read_by_two_tasks_of_one_node_is_read_whole_by_both(tmp_pat
     assert len(wf.nodes) == 1  # one job: the generator never leaves it
     wf.run(progress=False)
     assert wf.result() == (5, [0, 1, 4])
+
+
+# -- several cores per node (cores_per_node) -----------------------------------------------
+
+def wide(n=40, seconds=2.0):
+    """n tasks of ``seconds`` (annotated) and a cheap sum of them."""
+    with dask.annotate(condor={"duration": seconds}):
+        xs = [delayed(inc, pure=True)(i, dask_key_name=f"work-{i}") for i in range(n)]
+    return delayed(total)(xs, dask_key_name="sum")
+
+
+def test_a_wide_map_is_one_job_on_a_partitionable_slot_of_cores():
+    plan = plan_of(wide(), cores=4)
+    (node,) = plan.nodes.values()
+    assert len(node.tasks) == 41 and node.threads == 4
+    assert ("request_cpus", "4") in node.settings.submit
+    assert list(node.outputs) == [node.tasks[-1].name]  # only the requested sum is written
+    model = CostModel(job_overhead=6, slots=4, durations=plan.durations)
+    assert node_seconds(model, node) == pytest.approx(20.001)  # 40 x 2 s on 4 threads, + sum
+
+
+def test_one_core_per_node_keeps_the_one_core_plan():
+    plan = plan_of(wide(), cores=1)
+    assert len(plan.nodes) > 1 and all(n.threads == 1 for n in plan.nodes.values())
+    assert all(not any(c == "request_cpus" for c, _ in n.settings.submit)
+               for n in plan.nodes.values())
+
+
+def test_cheap_work_keeps_one_thread():
+    xs = [delayed(inc)(i) for i in range(100)]
+    plan = plan_of(delayed(total)(xs), cores=4)  # 0.1 s of work against 6 s per job
+    (node,) = plan.nodes.values()
+    assert node.threads == 1 and node.settings.submit == ()
+
+
+def test_fewest_threads_within_ten_percent():
+    # 10,001 x 1 ms: 4 threads take 6 + 2.5 s, 3 threads 6 + 3.33 s (within 10%)
+    plan = plan_of(delayed(total)([delayed(inc)(i) for i in range(10000)]), cores=4)
+    (node,) = plan.nodes.values()
+    assert node.threads == 3
+
+
+def test_a_chain_gets_no_threads():
+    x = delayed(inc)(0)
+    for _ in range(20):
+        x = delayed(inc)(x)
+    (node,) = plan_of(x, seconds=10.0, cores=4).nodes.values()
+    assert node.threads == 1  # nothing to run at once: its critical path is all its work
+
+
+def test_a_level_of_one_core_jobs_becomes_jobs_of_several_cores():
+    # 80 x 2 s on 8 slots: one 4-core job would take 40 s, 8 one-core jobs 20 s: more
+    # than one job overhead apart, so the level is 2 jobs of 4 threads, then the sum
+    plan = plan_of(wide(80), slots=8, cores=4)
+    check_valid(plan)
+    by_threads = sorted((n.threads, len(n.tasks)) for n in plan.nodes.values())
+    assert by_threads == [(1, 1), (4, 40), (4, 40)]
+    for n in plan.nodes.values():
+        cpus = dict(n.settings.submit).get("request_cpus")
+        assert cpus == (str(n.threads) if n.threads > 1 else None)
+
+
+def test_tasks_that_request_cpus_keep_one_thread():
+    with dask.annotate(resources={"cpus": 2}, condor={"duration": 2.0}):
+        xs = [delayed(inc, pure=True)(i, dask_key_name=f"work-{i}") for i in range(40)]
+        s = delayed(total)(xs, dask_key_name="sum")
+    plan = plan_of(s, cores=4)
+    assert all(n.threads == 1 for n in plan.nodes.values())
+    assert all(dict(n.settings.submit)["request_cpus"] == "2" for n in plan.nodes.values())
+
+
+def test_threads_reach_the_payload_and_the_submit_description(tmp_path):
+    from dask_condordag.worker import read_payload
+
+    wf = dask_condordag.write(wide(), path=tmp_path / "wf", cores_per_node=4)
+    (node,) = wf.nodes
+    meta, _ = read_payload(node, wf.path / wf.nodes[node]["payload"])
+    assert meta["threads"] == 4
+    subs = [p for p in wf.path.glob("*.sub")
+            if re.search(r"^request_cpus\s*=\s*4$", p.read_text(), re.M)]
+    assert len(subs) == 1 and subs[0].name in wf.dag_path.read_text()
+    one = dask_condordag.write(wide(), path=tmp_path / "one", cores_per_node=1)
+    for n, info in one.nodes.items():
+        assert "threads" not in read_payload(n, one.path / info["payload"])[0]
+
+
+def test_cores_per_node_defaults_by_run_mode_and_is_checked():
+    from dask_condordag.config import options
+    from dask_condordag.cost import CONDOR_CORES_PER_NODE, model_for
+
+    assert model_for(options({}), "condor").cores_per_node == CONDOR_CORES_PER_NODE == 4
+    assert model_for(options({"max_workers": 3}), "local").cores_per_node == 3
+    assert model_for(options({"cores_per_node": 2}), "local").cores_per_node == 2
+    with pytest.raises(dask_condordag.CondorDagError, match="cores_per_node"):
+        options({"cores_per_node": 0})
+
+
+def test_a_duration_only_annotation_does_not_split_settings():
+    # the 40 annotated tasks and the unannotated sum share their (default) settings
+    plan = plan_of(wide(), cores=4)
+    assert len(plan.nodes) == 1
+    assert all(n.settings == dask_condordag.plan.NodeSettings(submit=n.settings.submit)
+               for n in plan.nodes.values())
+
+
+def test_forced_levels():
+    from dask_condordag.grouping import forced_levels
+
+    reads = {"b": ("a",), "c": ("b",), "d": ("c",), "e": ("a",)}
+    keys = list("abcde")
+    assert forced_levels(keys, reads, {}, lambda k: True) == 1
+    assert forced_levels(keys, reads, {"c": "retry"}, lambda k: True) == 3  # a-b | c | d
+    assert forced_levels(keys, reads, {}, lambda k: k != "b") == 3  # a | b | c-d
+    assert forced_levels([], {}, {}, lambda k: True) == 0
+
+
+def test_threaded_node_seconds_respect_dependencies():
+    from dask_condordag.cost import threaded_seconds
+
+    order = ["a", "b", "c", "d"]
+    reads = {"c": ("a",), "d": ("c", "b")}
+    secs = {"a": 1.0, "b": 3.0, "c": 1.0, "d": 1.0}
+    assert threaded_seconds(order, reads, secs, 1) == 6.0
+    assert threaded_seconds(order, reads, secs, 2) == 4.0  # d waits for b
+    assert threaded_seconds(order, reads, secs, 8) == 4.0
+
+
+def wait_for_partner(i, where):
+    """Mark task ``i`` started, then wait until task ``1 - i`` has started too:
+    it returns only when both run at once."""
+    import os
+    import time
+
+    open(os.path.join(where, f"started-{i}"), "w").close()
+    other = os.path.join(where, f"started-{1 - i}")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(other):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {i} ran alone: task {1 - i} never started beside it")
+        time.sleep(0.01)
+    return i
+
+
+def test_a_node_of_two_threads_runs_its_independent_tasks_at_once(tmp_path):
+    """End to end: the planner gives the node 2 threads and the worker runs both
+    tasks at once (needs the worker's support for the payload's "threads")."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with dask.annotate(condor={"duration": 5.0}):
+        xs = [delayed(wait_for_partner)(i, str(marks)) for i in range(2)]
+    s = delayed(total)(xs)
+    wf = dask_condordag.write(s, path=tmp_path / "wf", job_overhead=0.1, slots=2,
+                              cores_per_node=2)
+    (node,) = wf.nodes
+    assert len(wf.nodes[node]["tasks"]) == 3
+    got = s.compute(scheduler="condordag", run="local", path=tmp_path / "wf", max_workers=2,
+                    job_overhead=0.1, slots=2, cores_per_node=2, progress=False)
+    assert got == 1
