@@ -104,6 +104,11 @@ def _manifest(plan, *, python, done, versions, digests, packs, full=(None, ())) 
             "payload": packs[node.name],
             "sha256": digests[node.name],  # of the node's payload in that pack
         }
+        if node.threads > 1:  # what plan_report needs to time the node's threads
+            inside = {t.name for t in node.tasks}
+            nodes[node.name]["threads"] = node.threads
+            nodes[node.name]["reads"] = {t.name: [r for r in t.reads if r in inside]
+                                         for t in node.tasks if inside.intersection(t.reads)}
         if full_node is not node:
             runs = {t.name for t in node.tasks}
             nodes[node.name]["reused_tasks"] = [t.name for t in tasks

@@ -380,6 +380,19 @@ def test_threads_reach_the_payload_and_the_submit_description(tmp_path):
         assert "threads" not in read_payload(n, one.path / info["payload"])[0]
 
 
+def test_plan_report_times_a_threaded_node_on_its_threads(tmp_path):
+    from dask_condordag.report import node_durations
+
+    wf = dask_condordag.write(wide(), path=tmp_path / "wf", cores_per_node=4)
+    (node,) = wf.nodes
+    info = wf.nodes[node]
+    *work, last = info["tasks"]  # the manifest keeps what the threads wait for
+    assert info["threads"] == 4 and info["reads"] == {last: work}
+    # 40 tasks of 2 s on 4 threads, then the sum (2 s by this default): 22 s, not 82 s
+    (seconds, source), = node_durations(wf, task_seconds=2.0).values()
+    assert source == "default" and seconds == pytest.approx(22.0)
+
+
 def test_cores_per_node_defaults_by_run_mode_and_is_checked():
     from dask_condordag.config import options
     from dask_condordag.cost import CONDOR_CORES_PER_NODE, model_for

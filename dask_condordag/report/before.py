@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import names
-from ..cost import CostModel, read_history
+from ..cost import CostModel, read_history, threaded_seconds
 from ..exceptions import RunnerError
 from ..local import files, launch
 from ..local.simulate import simulate
@@ -189,7 +189,9 @@ def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS, dag=None) 
     successfully (:func:`run_report`), else the sum over the node's tasks of
     what the cost model knows (``cost.CostModel.task_seconds``: the time the
     worker recorded for that task, else the mean of its key prefix, else
-    ``task_seconds``; "recorded" when every task has its own record). The one
+    ``task_seconds``; "recorded" when every task has its own record); for a
+    node the planner gave several threads (the manifest's ``threads`` and
+    in-node ``reads``), :func:`cost.threaded_seconds` of those. The one
     place plan_report takes durations from.
     ``dag``: the workflow's DAG file already parsed."""
     recorded = {}
@@ -208,7 +210,11 @@ def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS, dag=None) 
             out[node] = (recorded[node], "recorded")
             continue
         tasks = list(info.get("tasks") or ()) or [node]
-        seconds = sum(model.task_seconds(t) for t in tasks)
+        secs = {t: model.task_seconds(t) for t in tasks}
+        if info.get("threads", 1) > 1:  # tasks on threads inside the job (grouping)
+            seconds = threaded_seconds(tasks, info.get("reads") or {}, secs, info["threads"])
+        else:
+            seconds = sum(secs.values())
         known = all(t in model.history.seconds for t in tasks)
         out[node] = (seconds, "recorded" if known else "default")
     return out
