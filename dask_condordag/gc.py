@@ -16,7 +16,7 @@ Policy
       cannot be asked here and the node status file does not say the DAG
       finished (``write._pool_dag``, the check that also guards writing a
       workflow again); a DAGMan started by hand with ``condor_submit_dag``
-      keeps ``<dag>.lock`` while it runs (``workflow.dagman_by_hand``).
+      keeps ``<dag>.lock`` while it runs (``condor.dagman_by_hand``).
       Whatever cannot be told is kept.
     * In every other workflow, the files that no node of its manifest names
       (nor, for results, any of its tasks: a task inside a grouped node may
@@ -57,11 +57,16 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names
+from .condor import dagman_by_hand
+from .config import options
 from .exceptions import CondorDagError, RunnerError, WorkflowError
+from .local import locked
+from .manifest import read_manifest
 
 __all__ = ["gc", "GcReport", "parse_age", "human_size"]
 
@@ -203,8 +208,6 @@ def _is_workflow(path: Path) -> bool:
 def running(path: Path, manifest: dict) -> str | None:
     """Why the DAG of the workflow at ``path`` may be running now (None: it
     is not). Reuses the checks ``write`` and the local runner make."""
-    from .local import locked
-    from .workflow import dagman_by_hand
     from .write import _pool_dag
 
     dag = path / manifest.get("dag", "")
@@ -354,8 +357,6 @@ def _half_deleted(root: Path) -> list:
 
 
 def _gc_workflow(path: Path, report: GcReport, cutoff: float | None) -> None:
-    from .write import read_manifest
-
     try:
         stamp = _manifest_stamp(path)
         manifest = read_manifest(path)
@@ -419,12 +420,8 @@ def gc(path=None, *, older_than=None, dry_run: bool = False, scratch: bool = Tru
     """
     cutoff = None
     if older_than is not None:
-        import time
-
         cutoff = time.time() - parse_age(older_than)
     if path is None:
-        from .config import options
-
         path = Path(options({}).directory).absolute()  # not there yet: nothing in it
     else:
         path = Path(path).absolute()

@@ -108,3 +108,26 @@ def test_no_import_cycles():
     assert not others, f"import cycles: {others}"
     if local:
         pytest.xfail(f"cycles through local.py, which is being rewritten: {local}")
+
+
+#: Modules whose every import is at the top: each dependency shows there.
+#: (Elsewhere a function-level import must only defer an optional heavy
+#: import, and say so in a comment.)
+ALL_AT_THE_TOP = ("cli", "condor", "doctor", "doctor_probe", "workflow", "workflow_pool",
+                  "workflow_results", "local.dagman", "local.outcomes", "local.state")
+
+
+def _function_level_imports(path: Path) -> list:
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return [f"{path.name}:{sub.lineno}" for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for sub in ast.walk(node) if isinstance(sub, (ast.Import, ast.ImportFrom))]
+
+
+def test_imports_at_the_top(tmp_path):
+    found = [hit for m in ALL_AT_THE_TOP
+             for hit in _function_level_imports(ROOT.joinpath(*m.split(".")).with_suffix(".py"))]
+    assert not found, f"function-level imports hide a dependency: {found}"
+    sample = tmp_path / "m.py"
+    sample.write_text("import os\nclass C:\n    def f(self):\n        from . import names\n")
+    assert _function_level_imports(sample) == ["m.py:4"]
