@@ -59,8 +59,9 @@ class OnThePool:
     """:class:`~dask_condordag.Workflow`'s methods that drive DAGMan on a
     pool. A base class of ``Workflow``, whose paths (``path``, ``dag_path``,
     ``status_path``, ``dagman_out``), ``cluster``, ``dag_state()``,
-    ``rescue_dags()``, ``_query()``, ``_backend()`` and ``_result_counts()``
-    it uses."""
+    ``rescue_dags()``, ``status()``, ``_query()``, ``_dagman_history()``,
+    ``_backend()``, ``_result_counts()`` and ``_task_errors()``
+    (:class:`~dask_condordag.workflow_results.WorkflowResults`) it uses."""
 
     def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None,
                progress: bool | None = None, preflight: bool = True,
