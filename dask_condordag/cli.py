@@ -41,9 +41,13 @@ from pathlib import Path
 
 from . import names
 from .cli_inspect import UsageError, cmd_doctor, cmd_graph, cmd_inspect, open_workflow
+from .condor import WaitTimeout
 from .exceptions import CondorDagError, ResultMissingError, RunnerError, WorkflowError
 from .gc import gc, human_size, parse_age
+from .local import run
+from .manifest import read_manifest
 from .report import add_commands as add_report_commands
+from .results import remote_traceback
 
 __all__ = ["main"]
 
@@ -62,8 +66,6 @@ def workflow_dir(arg) -> Path:
         return p
     parent = p.absolute().parent
     if (parent / names.MANIFEST).is_file():
-        from .write import read_manifest
-
         if read_manifest(parent).get("dag") == p.name:
             return parent
         raise UsageError(f"{arg} is a file of the workflow at {parent}, not its DAG file: pass "
@@ -87,8 +89,6 @@ def _jobs(text: str) -> int:
 
 
 def _cmd_run(args) -> int:
-    from .local import run
-
     wf = open_workflow(args.path)
     report = run(wf.dag_path, max_workers=args.jobs, progress=not args.quiet, force=args.force)
     if report.ok:
@@ -109,8 +109,6 @@ def _cmd_submit(args) -> int:
 
 
 def _cmd_wait(args) -> int:
-    from .condor import WaitTimeout
-
     wf = open_workflow(args.path)
     try:
         wf.wait(timeout=args.timeout, hold_timeout=args.hold_timeout, poll=args.poll)
@@ -156,8 +154,6 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_errors(args) -> int:
-    from .results import remote_traceback
-
     errors = open_workflow(args.path).errors()
     if not errors:
         print("no failed tasks, no held jobs")

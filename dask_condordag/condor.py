@@ -70,6 +70,10 @@ Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
       one): ``condor_q`` lists the DAGMan job of its cluster file; where
       ``condor_q`` cannot be asked, its node status file does not say that
       the DAG finished.
+    * A DAG submitted by hand (``condor_submit_dag`` without us: no
+      ``CLUSTER_FILE``) may be running while ``<dag>.condor.sub`` and
+      ``<dag>.lock`` are there (DAGMan's ``-lockfile``, kept until it exits):
+      ``dagman_by_hand``, which ``status()`` and ``gc`` ask.
 
 Example::
 
@@ -106,7 +110,7 @@ __all__ = [
     "available", "choose_run_mode", "submit_dag_command", "dagman_environment",
     "parse_submit_output",
     "queue_command", "parse_queue_json", "remove_command", "history_command",
-    "parse_history_json", "was_removed", "parse_classads",
+    "parse_history_json", "was_removed", "dagman_by_hand", "parse_classads",
     "read_status_file", "DagState", "NodeState", "Job", "Queue", "Condor", "pool_dag",
 ]
 
@@ -439,3 +443,11 @@ def dagman_out_tail(path, lines: int = 5) -> list:
     except OSError:
         return []
     return text.splitlines()[-lines:]
+
+
+def dagman_by_hand(dag_path: Path) -> bool:
+    """Whether a DAGMan that ``condor_submit_dag`` started by hand (no
+    ``CLUSTER_FILE``) may be running the DAG: it wrote ``<dag>.condor.sub``
+    and keeps ``<dag>.lock`` until it exits (DAGMan's ``-lockfile``)."""
+    lock = dag_path.with_name(dag_path.name + ".lock")
+    return dag_path.with_name(dag_path.name + ".condor.sub").exists() and lock.exists()

@@ -15,8 +15,9 @@ Policy
       description's plus ``PATH=/usr/bin:/bin`` and ``PYTHONNOUSERSITE=1``
       -- no PYTHONPATH, no user site-packages. Nothing is written into the
       workflow, and the scratch directory is removed.
-    * A probe first unpacks the zip (``transfer``), loads the worker, the
-      payload and the inputs: every import by name happens there. Then, when
+    * A probe (``doctor_probe.py``, copied into the scratch directory) first
+      unpacks the zip (``transfer``), loads the worker, the payload and the
+      inputs: every import by name happens there. Then, when
       asked (``run_task``), the job's own command runs for at most
       ``timeout`` seconds, and its outputs are checked the way HTCondor would
       (a missing output puts a job on hold). A task that raises its own
@@ -50,6 +51,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from contextlib import contextmanager
@@ -66,6 +68,9 @@ from .results import is_error, read_error
 from .usercode import installed_prefixes
 
 __all__ = ["DoctorReport", "doctor"]
+
+#: The probe run in the job's scratch directory (a real file, like the worker shim).
+_PROBE = Path(__file__).with_name("doctor_probe.py")
 
 
 @dataclass
@@ -96,39 +101,6 @@ class DoctorReport:
         lines.append("OK: nothing missing for the node checked" if self.ok
                      else f"{len(self.problems)} problem(s): fix them before submitting")
         return "\n".join(lines)
-
-
-_PROBE = r'''
-import json, os, pickle, runpy, sys, traceback
-mode, node, proc, pack = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-out = {"python": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable,
-       "stage": "starting", "ok": False}
-try:
-    if mode == "transfer":
-        out["stage"] = "unpacking bin/packages.zip"
-        boot = runpy.run_path("bin/dask_condordag_boot.py", run_name="dcd_boot")
-        if os.path.exists(boot["ZIP"]):
-            sys.path.insert(0, boot["unpack"]())
-    out["stage"] = "loading the worker shim"
-    w = runpy.run_path("bin/dask_condordag_worker.py", run_name="dcd_worker")
-    out["stage"] = "reading the payload"
-    meta, body = w["read_payload"](node, pack)
-    out["stage"] = "checking versions"
-    w["check_versions"](meta)
-    out["stage"] = "loading the payload"
-    pickle.loads(body)
-    for name, path in meta.get("inputs", {}).items():
-        out["stage"] = "loading input %s" % (path,)
-        for p in (path if isinstance(path, list) else [path]):
-            w["read_value"](p)
-    out["ok"] = True
-except BaseException as e:
-    out["exc_type"] = "%s.%s" % (type(e).__module__, type(e).__qualname__)
-    out["message"] = str(e)
-    out["module"] = getattr(e, "name", None) if isinstance(e, ImportError) else None
-    out["traceback"] = traceback.format_exc()
-sys.stdout.write("\n" + json.dumps(out) + "\n")
-'''
 
 
 def doctor(path, *, node=None, stream=None, timeout: float = 60.0,
@@ -363,7 +335,7 @@ def _probe(rep: DoctorReport, job: _Job, node: str, exe: str, mode: str, args: l
            want: str, timeout: float, missing_module) -> bool:
     """Load the payload and inputs as the job would; True when they load."""
     probe = job.scratch / ".dcd_doctor_probe.py"
-    probe.write_text(_PROBE, encoding="utf-8")
+    shutil.copyfile(_PROBE, probe)
     try:
         # args: the shim (or boot script), then NODE PROC PACK as the job passes them
         cp = job.run([exe, str(probe), mode, *args[1:4]], timeout)

@@ -16,7 +16,7 @@ Policy
       cannot be asked here and the node status file does not say the DAG
       finished (``condor.pool_dag``, the check that also guards writing a
       workflow again); a DAGMan started by hand with ``condor_submit_dag``
-      keeps ``<dag>.lock`` while it runs (``workflow.dagman_by_hand``).
+      keeps ``<dag>.lock`` while it runs (``condor.dagman_by_hand``).
       Whatever cannot be told is kept.
     * In every other workflow, the files that no node of its manifest names
       (nor, for results, any of its tasks: a task inside a grouped node may
@@ -62,12 +62,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names
-from .condor import pool_dag
+from .condor import dagman_by_hand, pool_dag
 from .config import options
 from .exceptions import CondorDagError, RunnerError, WorkflowError
 from .local import locked
 from .manifest import read_manifest
-from .workflow import dagman_by_hand
 
 __all__ = ["gc", "GcReport", "parse_age", "human_size"]
 

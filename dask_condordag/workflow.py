@@ -21,9 +21,10 @@ Data
     unpickled, :mod:`dask_condordag.results`).
 
 Policy
-    * Here: the handle, its paths, the local run (``run()``), status, errors
-      and results. Submitting, waiting and removing on a pool:
-      :mod:`dask_condordag.workflow_pool` (``OnThePool``, a base class).
+    * Here: the handle, its paths, the local run (``run()``), status and
+      errors. Reading the results: :mod:`dask_condordag.workflow_results`
+      (``WorkflowResults``); submitting, waiting and removing on a pool:
+      :mod:`dask_condordag.workflow_pool` (``OnThePool``); both base classes.
     * A failed task is raised as its own exception with where it ran
       (``results.remote_exception``); a result not there yet raises
       :class:`~dask_condordag.exceptions.ResultMissingError`.
@@ -35,17 +36,21 @@ import shutil
 from pathlib import Path
 
 from . import condor, dagfile, names, statusfile
-from .exceptions import ResultMissingError, WorkflowError
+from .condor import dagman_by_hand  # noqa: F401  (re-exported: it was defined here first)
+from .exceptions import RunnerError
+from .local import locked, run
 from .manifest import read_manifest
-from .workflow_pool import OnThePool
-from .results import (is_error, is_ok, keep_finished, read_error, read_result,
-                      remote_exception)
+from .results import is_error, is_ok
+from .workflow_pool import OnThePool, job_counts
+from .workflow_results import WorkflowResults
 
 __all__ = ["Workflow", "local_runner", "dagman_by_hand"]
 
-class Workflow(OnThePool):
+
+class Workflow(WorkflowResults, OnThePool):
     """A written workflow directory: run it, look at it, load its results.
-    Submitting it to a pool, waiting and removing it: :class:`OnThePool`."""
+    Reading its results: :class:`WorkflowResults`; submitting it to a pool,
+    waiting and removing it: :class:`OnThePool`."""
 
     def __init__(self, path, manifest: dict | None = None):
         self.path = Path(path).absolute()
@@ -86,8 +91,6 @@ class Workflow(OnThePool):
     # -- running -----------------------------------------------------------
     def run(self, **kwargs):
         """Run the workflow here with the local runner (see ``dask_condordag.local.run``)."""
-        from .local import run
-
         return run(self.path, **kwargs)
 
     # -- on an HTCondor pool ---------------------------------------------------
@@ -193,15 +196,7 @@ class Workflow(OnThePool):
             "done": state.done, "queued": state.queued, "pre": state.pre, "post": state.post,
             "ready": state.ready, "unready": state.unready, "failed": state.failed,
             "futile": state.futile}
-        if q is not None:
-            out["jobs"] = {"idle": q.count(condor.JOB_IDLE),
-                           "running": q.count(condor.JOB_RUNNING),
-                           "held": sum(1 for j in q.jobs if j.held)}
-        elif state is not None:
-            out["jobs"] = {"idle": max(0, state.procs_idle - state.procs_held),
-                           "running": state.running_nodes(), "held": state.procs_held}
-        else:
-            out["jobs"] = None
+        out["jobs"] = job_counts(state, q)
         out["held"] = [_held(j) for j in q.held] if q is not None else []
         return out
 
@@ -243,140 +238,14 @@ class Workflow(OnThePool):
                                 "logs": [str(x) for x in self.logs(node)]})
         return out
 
-    def _task_errors(self) -> list[dict]:
-        """Error reports of the failed tasks, in the DAG's order, each with
-        ``logs`` (paths of the job's stdout/stderr) added."""
-        out = []
-        seen = set()
-        for node, info in self.nodes.items():
-            for task, files in info["outputs"].items():
-                key = info["tasks"].get(task)
-                p = next((self.path / f for f in files if is_error(self.path / f)), None)
-                if p is not None:
-                    report = read_error(p)
-                    # one failure in a node of several outputs is in each of them
-                    once = (node, report.get("proc"), report.get("task"), report.get("time"),
-                            report.get("message"))
-                    if once in seen:
-                        continue
-                    seen.add(once)
-                    if len(info["tasks"]) > 1:
-                        keep_finished(self.path, report)  # what finished before the failure
-                    if report.get("key") is None:  # the process died: the output's key
-                        report["key"] = key
-                    report["logs"] = [str(x) for x in self.logs(node, report.get("proc"))]
-                    report["file"] = str(p)
-                    report.setdefault("kind", "error")
-                    out.append(report)
-        return out
-
-    # -- results -------------------------------------------------------------
-    def _outputs(self) -> dict:
-        p = self.path / names.OUTPUTS
-        try:
-            return read_result(p)  # sealed like a result: verified before unpickling
-        except OSError as e:
-            raise WorkflowError(f"cannot read {p}: {e}") from e
-
-    def values(self) -> tuple:
-        """The raw values of the requested keys, in order (no repacking)."""
-        return self._values(self._outputs())
-
-    def _values(self, stored: dict) -> tuple:
-        values = []
-        for key, kind, files, value, as_list in stored["outputs"]:
-            if kind == "inline":
-                values.append(value)
-                continue
-            got = []
-            for f in files:
-                file = self.path / f
-                if is_error(file) or not file.exists():
-                    self._raise_for(key, file)
-                got.append(read_result(file, key=key))  # verified; damaged: CorruptResultError
-            values.append(got if as_list else got[0])
-        return tuple(values)
-
-    def result(self):
-        """What ``dask.compute`` would have returned for what was written.
-
-        Raises the failed task's exception (original type, remote traceback in
-        the message) if the workflow failed, or ResultMissingError if it has
-        not finished.
-        """
-        stored = self._outputs()
-        values = self._values(stored)
-        repack = stored.get("repack")
-        return repack(values) if repack is not None else values
-
-    def value(self, what):
-        """The value of one task, given by its key (as the manifest shows it,
-        ``repr(key)``, or a string key itself) or its task name: also a task
-        inside a node of several tasks, when its result was written (it is
-        read outside its node or requested, or it was kept when a later task
-        of its node failed). Raises the task's exception if it failed, and
-        ResultMissingError when it has no result."""
-        task = self._task_named(what)
-        file = self.path / names.result_file(task)
-        if is_ok(file):
-            return read_result(file, key=what)
-        node = next(n for n, info in self.nodes.items() if task in info["tasks"])
-        for report in self._task_errors():
-            if report.get("task") == task:
-                raise remote_exception(report, key=report.get("key"), logs=report["logs"])
-        raise ResultMissingError(
-            f"task {task} (key {self.nodes[node]['tasks'][task]}) has no result in "
-            f"{self.path}: its node {node} has not run, or the task ran inside it and "
-            "only the values read outside the node, requested, or kept when a later "
-            "task failed are written")
-
-    def _task_named(self, what) -> str:
-        wanted = {what, repr(what)} if isinstance(what, str) else {repr(what)}
-        hits = {t for info in self.nodes.values() for t, k in info["tasks"].items()
-                if t in wanted or k in wanted}
-        if len(hits) != 1:
-            raise WorkflowError(
-                f"{what!r} {'matches several tasks' if hits else 'is not a task or key'} "
-                f"of the workflow at {self.path} (see {self.path / names.MANIFEST})")
-        return hits.pop()
-
-    def _raise_for(self, key, file: Path):
-        if is_error(file):
-            report = read_error(file)
-            node = report.get("node") or ""
-            keep_finished(self.path, report)  # what finished before the failure
-            if report.get("task") and names.result_file(report["task"]) not in str(file):
-                key = report.get("key")  # another task of its node failed: that one's key
-            raise remote_exception(report, key=key, logs=self.logs(node, report.get("proc")))
-        errors = self._task_errors()
-        if errors:
-            first = errors[0]
-            raise remote_exception(first, key=first.get("key"), logs=first["logs"])
-        raise ResultMissingError(
-            f"the result of key {key!r} ({file}) is not there yet: the workflow at "
-            f"{self.path} has not finished. Run it (dask-condordag run {self.path}, "
-            f"or condor_submit_dag {self.dag_path.name} in that directory) and try again"
-        )
-
 
 def local_runner(dag_path: Path) -> str | None:
     """Who runs the DAG here with the local runner ("pid N on HOST", from its
     ``<dag>.lock``); None when nobody does (or there is no DAG file)."""
-    from .exceptions import RunnerError
-    from .local import locked
-
     try:
         return locked(dag_path)
     except RunnerError:
         return None
-
-
-def dagman_by_hand(dag_path: Path) -> bool:
-    """Whether a DAGMan that ``condor_submit_dag`` started by hand (no
-    ``dagman.cluster``) may be running the DAG: it wrote ``<dag>.condor.sub``
-    and keeps ``<dag>.lock`` until it exits (DAGMan's ``-lockfile``)."""
-    lock = dag_path.with_name(dag_path.name + ".lock")
-    return dag_path.with_name(dag_path.name + ".condor.sub").exists() and lock.exists()
 
 
 def _held(job) -> dict:

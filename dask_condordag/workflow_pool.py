@@ -48,7 +48,7 @@ from .follow import Follower
 from .messages import notice
 from .results import add_note, remote_exception
 
-__all__ = ["OnThePool"]
+__all__ = ["OnThePool", "job_counts", "progress_line", "check_holds", "dag_config_lines"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ class OnThePool:
     """:class:`~dask_condordag.Workflow`'s methods that drive DAGMan on a
     pool. A base class of ``Workflow``, whose paths (``path``, ``dag_path``,
     ``status_path``, ``dagman_out``), ``cluster``, ``dag_state()``,
-    ``rescue_dags()``, ``_query()``, ``_backend()`` and ``_result_counts()``
-    it uses."""
+    ``rescue_dags()``, ``status()``, ``_query()``, ``_dagman_history()``,
+    ``_backend()``, ``_result_counts()`` and ``_task_errors()``
+    (:class:`~dask_condordag.workflow_results.WorkflowResults`) it uses."""
 
     def submit(self, *, force: bool = False, batch_name: str | None = None, stream=None,
                progress: bool | None = None, preflight: bool = True,
@@ -108,7 +109,7 @@ class OnThePool:
                     rep.summary() + "\n(submit(preflight=False) or `dask-condordag submit "
                     "--no-preflight` submits anyway)", report=rep)
         if str(self.path.resolve()).startswith("/tmp/") and not any(
-                "DAGMAN_AVOID_SLASH_TMP" in line for line in self._dag_config_lines()):
+                "DAGMAN_AVOID_SLASH_TMP" in line for line in dag_config_lines(self.dag_path)):
             logger.warning(
                 "%s is under /tmp; DAGMan refuses node logs under /tmp by default "
                 "(DAGMAN_AVOID_SLASH_TMP). Write the workflow elsewhere, or pass "
@@ -128,17 +129,6 @@ class OnThePool:
         notice(logger, f"{self.name}: submitted {self.dag_path.name} as DAGMan job "
                f"{cluster}{how}", progress=progress, stream=stream)
         return cluster
-
-    def _dag_config_lines(self) -> list:
-        """The lines of the DAG's CONFIG file (empty when it has none)."""
-        for line in self.dag_path.read_text(encoding="utf-8").splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[0].upper() == "CONFIG":
-                try:
-                    return (self.path / parts[1]).read_text(encoding="utf-8").splitlines()
-                except OSError:
-                    return []
-        return []
 
     def remove(self) -> str:
         """``condor_rm`` the DAGMan job: DAGMan removes the node jobs and writes
@@ -200,12 +190,13 @@ class OnThePool:
                         f"{condor.CLUSTER_FILE}, no node status file): submit it first "
                         f"(dask-condordag submit {self.path})")
                 follower.update(state)
-                line = self._progress_line(state, q, follower.done)
+                line = progress_line(state, q, follower.done,
+                                     self._result_counts() if state is None else None)
                 now = time.monotonic()
                 if line != last_line or now - last_print > 300:
                     notice(logger, f"{self.name}: {line}", progress=progress, stream=stream)
                     last_line, last_print = line, now
-                self._check_holds(q, hold_timeout)
+                check_holds(q, hold_timeout, self.path)
                 finished = (q.dagman is None) if q is not None else (
                     state is not None and state.finished)
                 if finished:
@@ -232,48 +223,6 @@ class OnThePool:
         if not ok:
             raise self._failure(state)
         return self.status()
-
-    def _progress_line(self, state, q, done_seen: int = 0) -> str:
-        """``done_seen``: nodes the jobstate log already says are done (the
-        node status file is rewritten only every ``node_status_interval``)."""
-        if state is None:
-            s = self._result_counts()
-            done, failed, total = s["done"], s["failed"], s["total"]
-        else:
-            done, failed, total = state.done, state.failed, state.total
-        done = max(done, min(done_seen, total))
-        if q is not None:
-            idle, running = q.count(condor.JOB_IDLE), q.count(condor.JOB_RUNNING)
-            held = sum(1 for j in q.jobs if j.held)
-        elif state is not None:
-            held = state.procs_held
-            idle, running = max(0, state.procs_idle - held), state.running_nodes()
-        else:
-            idle = running = held = 0
-        line = (f"{done} done, {idle} idle, {running} running, {held} held, {failed} failed "
-                f"of {total} nodes")
-        if state is None and q is not None and q.dagman is not None:
-            line += " (DAGMan is starting)"
-        return line
-
-    def _check_holds(self, q, hold_timeout: float) -> None:
-        if q is None:
-            return
-        for job in q.held:
-            since = job.since if job.since is not None else time.time()
-            held_for = max(0.0, time.time() - since)
-            if held_for < hold_timeout:
-                continue
-            node = f"node {job.node}" if job.node else "the DAGMan job itself"
-            raise condor.JobHeldError(
-                f"job {job.id} ({node}) of the DAG at {self.path} has been on hold for "
-                f"{held_for:.0f} s: {job.hold_reason or '(no HoldReason)'}\n"
-                f"A held job does not run again by itself. Fix the cause, then release it "
-                f"(condor_release {job.id}) and the DAG goes on; or remove the DAG "
-                f"(dask-condordag remove {self.path}) and resubmit later "
-                f"(dask-condordag submit {self.path}) -- the rescue DAG keeps what is done. "
-                "The DAG is still in the queue.",
-                node=job.node or "", job=job.id, reason=job.hold_reason)
 
     def _failure(self, state) -> Exception:
         """The exception for a failed DAG: the first failed task's own, else
@@ -306,7 +255,74 @@ class OnThePool:
         return condor.DagFailedError("\n".join(lines + where), nodes=failed,
                                      rescue=rescue[-1] if rescue else None)
 
-    # -- state ---------------------------------------------------------------
+
+
+def dag_config_lines(dag_path) -> list:
+    """The lines of the CONFIG file the DAG at ``dag_path`` names (empty when
+    it names none, or it cannot be read)."""
+    for line in dag_path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].upper() == "CONFIG":
+            try:
+                return (dag_path.parent / parts[1]).read_text(encoding="utf-8").splitlines()
+            except OSError:
+                return []
+    return []
+
+
+def job_counts(state, q) -> dict | None:
+    """``idle``, ``running`` and ``held`` job procs: from the queue ``q``
+    (a ``condor.Queue``) where it could be read, else from the node status
+    file's ``state`` (a ``statusfile.DagState``); None without either."""
+    if q is not None:
+        return {"idle": q.count(condor.JOB_IDLE), "running": q.count(condor.JOB_RUNNING),
+                "held": sum(1 for j in q.jobs if j.held)}
+    if state is not None:
+        return {"idle": max(0, state.procs_idle - state.procs_held),
+                "running": state.running_nodes(), "held": state.procs_held}
+    return None
+
+
+def progress_line(state, q, done_seen: int = 0, counts: dict | None = None) -> str:
+    """The line ``wait`` shows: nodes done, jobs idle, running, held, nodes
+    failed of the total. ``done_seen``: nodes the jobstate log already says
+    are done (the node status file is rewritten only every
+    ``node_status_interval``); ``counts``: the result files' counts
+    (``Workflow._result_counts``), used before the node status file exists."""
+    if state is None:
+        done, failed, total = counts["done"], counts["failed"], counts["total"]
+    else:
+        done, failed, total = state.done, state.failed, state.total
+    done = max(done, min(done_seen, total))
+    jobs = job_counts(state, q) or {"idle": 0, "running": 0, "held": 0}
+    line = (f"{done} done, {jobs['idle']} idle, {jobs['running']} running, {jobs['held']} "
+            f"held, {failed} failed of {total} nodes")
+    if state is None and q is not None and q.dagman is not None:
+        line += " (DAGMan is starting)"
+    return line
+
+
+def check_holds(q, hold_timeout: float, path) -> None:
+    """Raise :class:`~dask_condordag.condor.JobHeldError` for the first job
+    of the queue ``q`` (None: not known) held for ``hold_timeout`` seconds
+    or more; ``path``: the workflow directory, for the message."""
+    if q is None:
+        return
+    for job in q.held:
+        since = job.since if job.since is not None else time.time()
+        held_for = max(0.0, time.time() - since)
+        if held_for < hold_timeout:
+            continue
+        node = f"node {job.node}" if job.node else "the DAGMan job itself"
+        raise condor.JobHeldError(
+            f"job {job.id} ({node}) of the DAG at {path} has been on hold for "
+            f"{held_for:.0f} s: {job.hold_reason or '(no HoldReason)'}\n"
+            f"A held job does not run again by itself. Fix the cause, then release it "
+            f"(condor_release {job.id}) and the DAG goes on; or remove the DAG "
+            f"(dask-condordag remove {path}) and resubmit later "
+            f"(dask-condordag submit {path}) -- the rescue DAG keeps what is done. "
+            "The DAG is still in the queue.",
+            node=job.node or "", job=job.id, reason=job.hold_reason)
 
 
 def _add_context(exc: BaseException, text: str) -> None:

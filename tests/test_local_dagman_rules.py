@@ -310,6 +310,27 @@ def test_failed_pre_script_skips_job_and_post_and_counts_as_a_try():
     assert of(Started, actions) == [Started("n")]  # its tasks started once
 
 
+def test_script_counts_see_the_nodes_submitted_done_and_all():
+    # $QUEUED_COUNT: nodes SUBMITTED now (kept as a count, not scanned per script)
+    m = machine("""\
+        JOB a x.sub
+        SCRIPT POST a post.sh $QUEUED_COUNT $DONE_COUNT $NODE_COUNT
+        JOB b x.sub
+        SCRIPT POST b post.sh $QUEUED_COUNT $DONE_COUNT $NODE_COUNT
+        JOB c x.sub
+        JOB d x.sub
+        PARENT a CHILD d
+    """, slots=2)
+    m.start()
+    assert len(of(Execute, m.tick())) == 2  # a and b run, c waits for a slot
+    (post_a,) = of(RunScript, m.proc_exited("a", 1, 0, 0))
+    assert post_a.argv == ("post.sh", "2", "0", "4")  # b and c submitted
+    m.script_exited("a", "POST", post_a.token, 0)
+    m.tick()  # d submitted, c takes a's slot
+    (post_b,) = of(RunScript, m.proc_exited("b", 2, 0, 0))
+    assert post_b.argv == ("post.sh", "2", "1", "4")  # c and d submitted, a done
+
+
 def test_post_script_exit_decides():
     m = machine("""\
         JOB flip x.sub

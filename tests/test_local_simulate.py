@@ -2,6 +2,9 @@
 simulated clock. Its makespans are checked by hand; its order of events is
 checked against the real runner's jobstate log on the same small DAGs."""
 
+import sys
+from pathlib import Path
+
 import pytest
 from dask import delayed
 
@@ -136,3 +139,46 @@ def test_same_order_as_the_real_runner_with_two_slots(tmp_path):
                                                          "next": 0.1, "after": 0.1})
     assert _simulated_events(s) == real
     assert s.makespan == pytest.approx(3.1)
+
+
+# --------------------------------------------------------------------------- cost
+
+def _lines_run(fn) -> int:
+    """How many lines of the local package's code ``fn()`` executes: its
+    work, counted without a clock (so a loaded machine cannot flake it)."""
+    pkg = str(Path(local.__file__).parent)
+    count = 0
+
+    def line(frame, event, arg):
+        nonlocal count
+        count += event == "line"
+        return line
+
+    sys.settrace(lambda frame, event, arg: line if frame.f_code.co_filename.startswith(pkg)
+                 else None)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+def _fan_in(n: int, post: bool):
+    """``n`` leaves (each with a POST script when ``post``) and one node
+    that is the child of them all, as a plan's final sum is."""
+    leaves = [f"l{i}" for i in range(n)]
+    text = "".join(f"JOB {x} x.sub\n" + (f"SCRIPT POST {x} post.sh\n" if post else "")
+                   for x in leaves)
+    return dag(text + "JOB total x.sub\nPARENT " + " ".join(leaves) + " CHILD total\n")
+
+
+@pytest.mark.parametrize("slots", [1, 10_000])
+@pytest.mark.parametrize("post", [False, True])
+def test_the_machines_work_grows_linearly_with_the_dag(slots, post):
+    # A node done looked at all the parents of each of its children, and
+    # active() at every node once per tick: twice the nodes cost four times
+    # the work (a 5,000-node plan_report took seconds). Twice now: twice.
+    small, big = (_lines_run(lambda n=n: local.simulate(_fan_in(n, post), slots=slots,
+                                                       durations=1.0, job_latency=0.5))
+                  for n in (200, 400))
+    assert big / small < 2.3, (small, big)

@@ -82,3 +82,17 @@ def test_boot_script_agrees_with_names_and_is_standalone():
     assert not relative
     top = {m.split(".")[0] for m in absolute}
     assert top <= set(sys.stdlib_module_names), top - set(sys.stdlib_module_names)
+
+
+def test_doctor_probe_agrees_with_names_and_is_standalone():
+    import sys
+
+    from dask_condordag import doctor_probe
+
+    text = Path(doctor_probe.__file__).read_text()
+    assert f'"{names.BOOT}"' in text and f'"{names.WORKER}"' in text
+    assert '"dcd_boot"' in text  # runs the boot script without starting the worker
+    tree = ast.parse(text)
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom)}
+    assert top <= set(sys.stdlib_module_names), top - set(sys.stdlib_module_names)

@@ -62,18 +62,18 @@ def test_single_collection_result_is_the_value(tmp_path):
 
 def test_result_reads_outputs_pkl_once(tmp_path, monkeypatch):
     # result() verified and unpickled outputs.pkl twice (once itself, once in values())
-    from dask_condordag import workflow
+    from dask_condordag import workflow_results
 
     wf = dask_condordag.write(delayed(add)(delayed(inc)(1), 10), [delayed(inc)(5)],
                               path=tmp_path / "wf")
     wf.run()
-    real, reads = workflow.read_result, []
+    real, reads = workflow_results.read_result, []
 
     def counting(path, *args, **kwargs):
         reads.append(os.path.basename(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(workflow, "read_result", counting)
+    monkeypatch.setattr(workflow_results, "read_result", counting)
     assert wf.result() == (12, [6])
     assert reads.count(names.OUTPUTS) == 1, reads
 

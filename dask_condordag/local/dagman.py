@@ -3,9 +3,13 @@
 Data
     :class:`Dagman` holds one ``state.Node`` per DAG node (src/condor_dagman/
     node.h, trimmed), the ready queue and a model of the schedd's queue
-    (``state.Schedd``); the rules for the end of a job proc or a script are
-    in ``outcomes.py``. Drivers feed it events and carry out the actions it
-    returns; it starts no process, reads no file and never looks at a clock::
+    (``state.Schedd``); the rules for the end of a job proc, a script or a
+    refused submit, and the ABORT-DAG-ON check, are in ``outcomes.py``. A
+    node's parents not done are counted down (``waiting``, DAGMan's waiting
+    edges: src/condor_dagman/node.h ParentComplete, NotifyChildren), so a run
+    costs time in proportion to the DAG's nodes and edges, whatever its
+    shape. Drivers feed it events and carry out the actions it returns; it
+    starts no process, reads no file and never looks at a clock::
 
         m = Dagman(dagfile.parse_dag(text), slots=2)
         m.start()        # Dag::Bootstrap          -> [Started, RunScript, ...]
@@ -46,10 +50,10 @@ docs/automated-workflows/ pages)
       submitted clusters"; src Dag::UpdateNodeCounts): a node counts from its
       submission until all its procs have left the queue; PRE and POST script
       time does not count.
-    * Macros of a node job (src/condor_dagman/dagman_submit.cpp init_vars):
-      ``$(JOB)``, ``$(RETRY)``, ``$(DAG_STATUS)``, ``$(FAILED_COUNT)``,
-      ``$(DAG_PARENT_NAMES)``, ``priority`` (the node's effective priority when
-      not 0), then the node's VARS (which win).
+    * Macros of a node job (``state.job_macros``; src/condor_dagman/
+      dagman_submit.cpp init_vars): ``$(JOB)``, ``$(RETRY)``, ``$(DAG_STATUS)``,
+      ``$(FAILED_COUNT)``, ``$(DAG_PARENT_NAMES)``, ``priority`` (the node's
+      effective priority when not 0), then the node's VARS (which win).
     * A proc that fails (exit code not 0, or a signal: -signal; ``None``: the
       job was removed or its files failed, DAG_ERROR_CONDOR_JOB_ABORTED) fails
       the node: its code is the node's return value and the cluster's other
@@ -91,12 +95,15 @@ import heapq
 from typing import Callable
 
 from .outcomes import Outcomes
-from .state import (DAG_ERROR_CONDOR_SUBMIT_FAILED, DAG_STATUS_ABORT, DAG_STATUS_NODE_FAILED, DAG_STATUS_OK, STATUS_DONE,
-                    STATUS_ERROR, STATUS_FUTILE, STATUS_NOT_READY, STATUS_POSTRUN,
-                    STATUS_PRERUN, STATUS_READY, STATUS_SUBMITTED, Abort, Done, Execute, Log,
-                    Node, Schedd, Started, SubmitRefused, WriteRescue)
+from .state import (DAG_STATUS_NODE_FAILED, DAG_STATUS_OK, STATUS_DONE, STATUS_ERROR,
+                    STATUS_FUTILE, STATUS_NOT_READY, STATUS_POSTRUN, STATUS_PRERUN,
+                    STATUS_READY, STATUS_SUBMITTED, Done, Execute, Log, Node, Schedd, Started,
+                    SubmitRefused, WriteRescue, descendants, job_macros)
 
 __all__ = ["Dagman"]
+
+
+_BUSY = (STATUS_PRERUN, STATUS_SUBMITTED, STATUS_POSTRUN)
 
 
 def _one_proc(name: str, macros: dict) -> tuple:
@@ -121,6 +128,9 @@ class Dagman(Outcomes):
         self.nodes = {n: Node(s) for n, s in dag.nodes.items()}
         self.skipped = {n for n, x in self.nodes.items() if x.predone}
         self.done = set(self.skipped)
+        # node -> its parents not done yet (Node::ParentComplete counts them down)
+        self.waiting = {n: sum(p not in self.done for p in dag.parents.get(n, ()))
+                        for n in self.nodes}
         self.failed: dict = {}  # node -> reason, failed for good
         self.retries: dict = {}  # node -> retries used
         self.schedd = Schedd(slots)
@@ -128,7 +138,8 @@ class Dagman(Outcomes):
         self.generation = self.next_cluster = self.jobstate_seq = 0
         self.cat_current: dict = {}
         self.dag_status = DAG_STATUS_OK
-        self.failed_count = self.futile_count = 0
+        self.failed_count = self.futile_count = self.submitted_count = 0
+        self._busy: set = set()  # nodes that were PRERUN, SUBMITTED or POSTRUN (see active)
         self.stopping = self.aborted = self.finished_at_abort = False
         self.exit_code = 0
         self.now = 0.0  # of the last tick
@@ -140,8 +151,7 @@ class Dagman(Outcomes):
     def start(self) -> list:
         """Dag::Bootstrap: start every node whose parents are done, in file order."""
         for n in self.nodes.values():
-            if n.status == STATUS_NOT_READY and all(
-                    p in self.done for p in self.dag.parents.get(n.name, ())):
+            if n.status == STATUS_NOT_READY and self.waiting[n.name] == 0:
                 self._start_node(n)
         return self._take()
 
@@ -189,10 +199,19 @@ class Dagman(Outcomes):
 
     def active(self) -> bool:
         """Whether anything runs or can still be submitted."""
-        if any(x.status in (STATUS_PRERUN, STATUS_SUBMITTED, STATUS_POSTRUN) or x.queued > 0
-               for x in self.nodes.values()):
-            return True
-        return bool(self.readyq) and not self.stopping
+        # Only a node that was PRERUN, SUBMITTED or POSTRUN can be busy (its
+        # procs are queued from its submission on): each one found idle is
+        # dropped, so the calls of a run cost O(nodes), not O(nodes x ticks).
+        idle = []
+        for name in self._busy:
+            x = self.nodes[name]
+            if x.status in _BUSY or x.queued > 0:
+                break
+            idle.append(name)
+        else:
+            name = None
+        self._busy.difference_update(idle)
+        return name is not None or (bool(self.readyq) and not self.stopping)
 
     # ---------------------------------------------------------------- helpers
     def _take(self) -> list:
@@ -200,8 +219,11 @@ class Dagman(Outcomes):
         return out
 
     def _set_status(self, n: Node, status: int) -> None:
+        self.submitted_count += (status == STATUS_SUBMITTED) - (n.status == STATUS_SUBMITTED)
         n.status = status
         self.version += 1
+        if status in _BUSY:
+            self._busy.add(n.name)
 
     def _log(self, n: Node, event: str, cid: str = "-") -> None:
         if n.seq is None:  # Node::GetJobstateSequenceNum
@@ -248,14 +270,7 @@ class Dagman(Outcomes):
             self._ready(n, first=True)
 
     def _submit(self, n: Node) -> None:
-        macros = {
-            "JOB": n.name, "RETRY": str(n.retries), "DAG_STATUS": str(self.dag_status),
-            "FAILED_COUNT": str(self.failed_count),
-            "DAG_PARENT_NAMES": ",".join(self.dag.parents.get(n.name, ())),
-        }
-        if n.spec.priority:
-            macros["priority"] = str(n.spec.priority)
-        macros.update(n.spec.vars)
+        macros = job_macros(self, n)
         try:
             nprocs, prio = (1, 0) if n.spec.noop else self.describe(n.name, macros)
         except SubmitRefused as e:
@@ -276,15 +291,6 @@ class Dagman(Outcomes):
             self._noops += [(n.name, n.cluster, p) for p in range(nprocs)]
         else:
             self.schedd.queue(n, n.spec.priority or prio)
-
-    def _submit_failed(self, n: Node, reason: str) -> None:  # Dag::ProcessFailedSubmit
-        """DAGMan's handling of a refused submit (observed on HTCondor 25.14):
-        SUBMIT_FAILURE in the jobstate log, the node fails without its
-        retries, the others go on."""
-        self._log(n, "SUBMIT_FAILURE")
-        n.error = f"Job submit failed: {reason}"
-        n.retval = n.job_ret = DAG_ERROR_CONDOR_SUBMIT_FAILED
-        self._node_failed(n)
 
     def _dispatch(self) -> None:
         for n, p in self.schedd.start_idle(self.nodes, self.stopping):
@@ -315,18 +321,11 @@ class Dagman(Outcomes):
                 self._set_status(n, STATUS_READY)
 
     def _set_futile(self, n: Node) -> None:  # Node::SetDescendantsToFutile
-        stack = list(self.dag.children.get(n.name, ()))
-        seen = set()
-        while stack:
-            c = stack.pop()
-            if c in seen:
-                continue
-            seen.add(c)
+        for c in descendants(self.dag, n.name):
             cn = self.nodes[c]
             if cn.status in (STATUS_NOT_READY, STATUS_READY):
                 self._set_status(cn, STATUS_FUTILE)
                 self.futile_count += 1
-            stack.extend(self.dag.children.get(c, ()))
 
     def _restart_node(self, n: Node) -> None:  # Dag::RestartNode
         unless = n.spec.retry_unless_exit
@@ -347,27 +346,13 @@ class Dagman(Outcomes):
     def _terminate_node(self, n: Node) -> None:  # Dag::TerminateNode
         self._set_status(n, STATUS_DONE)
         self.done.add(n.name)
-        ready = tuple(c for c in self.dag.children.get(n.name, ())
-                      if self.nodes[c].status == STATUS_NOT_READY
-                      and all(p in self.done for p in self.dag.parents.get(c, ())))
+        ready = []
+        for c in self.dag.children.get(n.name, ()):  # a DAG's edges are unique (dagfile)
+            self.waiting[c] -= 1
+            if self.waiting[c] == 0 and self.nodes[c].status == STATUS_NOT_READY:
+                ready.append(c)
+        ready = tuple(ready)
         self._out.append(Done(n.name, ready))
         for c in ready:
             self._start_node(self.nodes[c])
 
-    def _check_abort(self, n: Node) -> None:  # Dag::CheckForDagAbort
-        if self.aborted or not n.do_abort():
-            return
-        ret = n.spec.abort_dag_on[1]
-        self.finished_at_abort = not self.active()
-        self.aborted = True
-        if ret is not None:
-            self.exit_code = ret
-            self.dag_status = DAG_STATUS_ABORT if ret != 0 else DAG_STATUS_OK
-        else:
-            self.exit_code = n.retval
-            self.dag_status = DAG_STATUS_ABORT
-        # main_shutdown_rescue: remove every node job, kill running scripts
-        self.schedd.idle.clear()
-        for x in self.nodes.values():
-            x.idle.clear()
-        self._out.append(Abort(n.name, n.retval, self.exit_code))

@@ -1,10 +1,12 @@
 """DAGMan's rules for the end of a part of a node -- a job proc, the PRE or
-the POST script -- as methods of the state machine (``dagman.Dagman``
+the POST script, a submission condor_submit refused -- and the ABORT-DAG-ON
+check that follows them, as methods of the state machine (``dagman.Dagman``
 inherits them; they call its node steps ``_restart_node``, ``_node_failed``,
-``_terminate_node``, ``_set_futile``, ``_check_abort``).
+``_terminate_node``, ``_set_futile``).
 
 Policy (src/condor_dagman/dag.cpp: ProcessTerminatedEvent, ProcessAbortEvent,
-ProcessJobProcEnd, PreScriptReaper, ProcessPostTermEvent)
+ProcessJobProcEnd, PreScriptReaper, ProcessPostTermEvent, ProcessFailedSubmit,
+CheckForDagAbort)
     * A proc that fails (exit code not 0, or a signal: -signal; ``None``: the
       job was removed or its files failed, DAG_ERROR_CONDOR_JOB_ABORTED) fails
       the node: its code is the node's return value and the cluster's other
@@ -15,13 +17,16 @@ ProcessJobProcEnd, PreScriptReaper, ProcessPostTermEvent)
       its exit code decides.
     * After a failure the node is retried while ``RETRY`` allows, else it
       fails; ABORT-DAG-ON is checked after the PRE script, after the job when
-      there is no POST script, and after the POST script.
+      there is no POST script, and after the POST script (``_check_abort``).
+    * A refused submit fails the node at once, without its retries
+      (``_submit_failed``).
 """
 
 from __future__ import annotations
 
-from .state import (DAG_ERROR_CONDOR_JOB_ABORTED, STATUS_ERROR, STATUS_POSTRUN,
-                    STATUS_READY, Node, Remove, RunScript, script_argv)
+from .state import (DAG_ERROR_CONDOR_JOB_ABORTED, DAG_ERROR_CONDOR_SUBMIT_FAILED,
+                    DAG_STATUS_ABORT, DAG_STATUS_OK, STATUS_ERROR, STATUS_POSTRUN, STATUS_READY,
+                    Abort, Node, Remove, RunScript, script_argv)
 
 __all__ = ["Outcomes"]
 
@@ -68,6 +73,15 @@ class Outcomes:
         self._proc_end(n, failed or n.status == STATUS_ERROR)
         if not n.spec.post:
             self._check_abort(n)
+
+    def _submit_failed(self, n: Node, reason: str) -> None:  # Dag::ProcessFailedSubmit
+        """DAGMan's handling of a refused submit (observed on HTCondor 25.14):
+        SUBMIT_FAILURE in the jobstate log, the node fails without its
+        retries, the others go on."""
+        self._log(n, "SUBMIT_FAILURE")
+        n.error = f"Job submit failed: {reason}"
+        n.retval = n.job_ret = DAG_ERROR_CONDOR_SUBMIT_FAILED
+        self._node_failed(n)
 
     def _remove_cluster(self, n: Node) -> None:
         """condor_rm of the node's cluster: idle procs leave the queue, running
@@ -160,3 +174,21 @@ class Outcomes:
             self._log(n, "POST_SCRIPT_SUCCESS", cid)
             self._terminate_node(n)
         self._check_abort(n)
+
+    def _check_abort(self, n: Node) -> None:  # Dag::CheckForDagAbort
+        if self.aborted or not n.do_abort():
+            return
+        ret = n.spec.abort_dag_on[1]
+        self.finished_at_abort = not self.active()
+        self.aborted = True
+        if ret is not None:
+            self.exit_code = ret
+            self.dag_status = DAG_STATUS_ABORT if ret != 0 else DAG_STATUS_OK
+        else:
+            self.exit_code = n.retval
+            self.dag_status = DAG_STATUS_ABORT
+        # main_shutdown_rescue: remove every node job, kill running scripts
+        self.schedd.idle.clear()
+        for x in self.nodes.values():
+            x.idle.clear()
+        self._out.append(Abort(n.name, n.retval, self.exit_code))

@@ -45,6 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dask.callbacks import unpack_callbacks
+
 from .. import names
 from ..messages import notice
 from . import files, launch
@@ -382,9 +384,6 @@ class _Tasks:
 def _unpack(callbacks):
     if not callbacks:
         return [], [], [], [], []
-    # deferred: importing dask costs a runner started from the CLI ~0.3 s
-    from dask.callbacks import unpack_callbacks
-
     return unpack_callbacks(callbacks)
 
 

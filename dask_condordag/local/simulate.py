@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .. import dagfile
+from .. import dagfile, render
 from . import files, launch
 from .dagman import Dagman
 from .state import Abort, Execute, Log, Remove, RunScript
@@ -170,8 +170,6 @@ def _load(source, dag_settings):
 
 
 def _from_plan(plan, dag_settings):
-    from .. import render  # render (and the plan's modules) only for a plan
-
     text = render.render_dag(plan, packs={n: f"{n}.pack" for n in plan.nodes}, dag=dag_settings)
     dag = dagfile.parse_dag(text, f"<plan {plan.name}>")
 

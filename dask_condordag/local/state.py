@@ -10,8 +10,9 @@ Data
 Policy
     * Idle procs start by job priority, then job id (cluster, proc); each
       running proc holds one of the pool's slots.
-    * Script arguments get the macros of src/condor_dagman/script.cpp
-      (:func:`script_argv`).
+    * A node job gets the macros of src/condor_dagman/dagman_submit.cpp
+      init_vars (:func:`job_macros`), script arguments those of
+      src/condor_dagman/script.cpp (:func:`script_argv`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from ..statusfile import (  # noqa: F401 - the machine's status codes, defined w
     STATUS_PRERUN, STATUS_READY, STATUS_SUBMITTED,
 )
 
-__all__ = ["Node", "Schedd", "script_argv", "Log", "Execute", "Remove", "RunScript",
-           "Started", "Done", "Abort", "WriteRescue", "SubmitRefused"]
+__all__ = ["Node", "Schedd", "descendants", "job_macros", "script_argv", "Log", "Execute",
+           "Remove", "RunScript", "Started", "Done", "Abort", "WriteRescue", "SubmitRefused"]
 
 # src/condor_dagman/dag.cpp
 DAG_ERROR_CONDOR_SUBMIT_FAILED = -1001
@@ -162,6 +163,7 @@ class Schedd:
         self.idle: list = []  # heap of (-job priority, cluster, proc, node)
         self.running = 0  # procs holding a slot
         self.nodes_running: set = set()  # nodes with a proc holding a slot
+        self.running_by_category: dict = {}  # category -> nodes in nodes_running
         self.max_running = self.max_running_procs = 0  # the most at once
         self.max_running_by_category: dict = {}
 
@@ -183,23 +185,22 @@ class Schedd:
                 skipped.append(entry)
                 continue
             n.idle.discard(p)
+            if name not in self.nodes_running:
+                self._node_starts(n)
             n.running.add(p)
             self.running += 1
-            self.nodes_running.add(name)
-            self._note_concurrency(nodes)
+            self.max_running_procs = max(self.max_running_procs, self.running)
             yield n, p
         for entry in skipped:
             heapq.heappush(self.idle, entry)
 
-    def _note_concurrency(self, nodes: dict) -> None:
+    def _node_starts(self, n: Node) -> None:
+        """``n``'s first proc takes a slot: count it in the most at once."""
+        self.nodes_running.add(n.name)
         self.max_running = max(self.max_running, len(self.nodes_running))
-        self.max_running_procs = max(self.max_running_procs, self.running)
-        by_cat: dict = {}
-        for name in self.nodes_running:
-            cat = nodes[name].spec.category
-            if cat is not None:
-                by_cat[cat] = by_cat.get(cat, 0) + 1
-        for cat, k in by_cat.items():
+        cat = n.spec.category
+        if cat is not None:
+            k = self.running_by_category[cat] = self.running_by_category.get(cat, 0) + 1
             self.max_running_by_category[cat] = max(self.max_running_by_category.get(cat, 0), k)
 
     def left(self, n: Node, p: int) -> None:
@@ -207,8 +208,37 @@ class Schedd:
         if p in n.running:
             n.running.discard(p)
             self.running -= 1
-            if not n.running:
+            if not n.running and n.name in self.nodes_running:
                 self.nodes_running.discard(n.name)
+                if n.spec.category is not None:
+                    self.running_by_category[n.spec.category] -= 1
+
+
+def descendants(dag, name: str):
+    """Each node below ``name`` in ``dag`` (a ``dagfile.DagFile``), once."""
+    stack = list(dag.children.get(name, ()))
+    seen = set()
+    while stack:
+        c = stack.pop()
+        if c not in seen:
+            seen.add(c)
+            yield c
+            stack.extend(dag.children.get(c, ()))
+
+
+def job_macros(m, n: Node) -> dict:
+    """The macros DAGMan gives ``n``'s job at its submission (src/condor_dagman/
+    dagman_submit.cpp init_vars), the node's VARS last (they win); ``m``: the
+    ``dagman.Dagman``."""
+    macros = {
+        "JOB": n.name, "RETRY": str(n.retries), "DAG_STATUS": str(m.dag_status),
+        "FAILED_COUNT": str(m.failed_count),
+        "DAG_PARENT_NAMES": ",".join(m.dag.parents.get(n.name, ())),
+    }
+    if n.spec.priority:
+        macros["priority"] = str(n.spec.priority)
+    macros.update(n.spec.vars)
+    return macros
 
 
 def script_argv(m, n: Node, kind: str) -> tuple:
@@ -221,7 +251,7 @@ def script_argv(m, n: Node, kind: str) -> tuple:
         "$MAX_RETRIES": str(n.spec.retry), "$DAG_STATUS": str(m.dag_status),
         "$FAILED_COUNT": str(m.failed_count), "$FUTILE_COUNT": str(m.futile_count),
         "$DONE_COUNT": str(len(m.done)),
-        "$QUEUED_COUNT": str(sum(1 for x in m.nodes.values() if x.status == STATUS_SUBMITTED)),
+        "$QUEUED_COUNT": str(m.submitted_count),
         "$NODE_COUNT": str(len(m.nodes)),
     }
     if kind == "POST":
