@@ -18,8 +18,14 @@ Policy
       (``preflight``).
     * Waiting looks every ``poll`` seconds at the node status file, the
       queue and the jobstate log (dask's callbacks through
-      :mod:`dask_condordag.follow`). A job held for ``hold_timeout`` seconds,
-      a ``timeout`` and Ctrl-C end the wait, never the DAG.
+      :mod:`dask_condordag.follow`). Between two looks it reads what DAGMan
+      appended to the jobstate log every :data:`FINISH_PEEK` seconds (a file
+      read, no HTCondor command): once DAGMan has written
+      ``DAGMAN_FINISHED`` it looks at once, and then every
+      :data:`FINISH_PEEK` seconds until the DAGMan job has left the queue, so
+      the end of the DAG is seen within a fraction of a second whatever
+      ``poll`` is. A job held for ``hold_timeout`` seconds, a ``timeout`` and
+      Ctrl-C end the wait, never the DAG.
     * Every HTCondor command goes through :mod:`dask_condordag.condor`
       (``Workflow.backend``, or the tools on PATH). Notices and warnings:
       :mod:`dask_condordag.messages`.
@@ -53,6 +59,10 @@ __all__ = ["OnThePool"]
 logger = logging.getLogger(__name__)
 
 _OPTION = object()  # "not given": take the option's value
+
+#: Seconds between reads of the jobstate log while waiting (looking for
+#: ``DAGMAN_FINISHED``), and between looks at the queue once it is there.
+FINISH_PEEK = 0.2
 
 
 class OnThePool:
@@ -215,7 +225,7 @@ class OnThePool:
                         f"the DAG of {self.path} is still running after {timeout:g} s "
                         f"({line}); it keeps running: wait again, or remove it with "
                         f"dask-condordag remove {self.path}")
-                time.sleep(poll)
+                _pause(follower, poll)
         except KeyboardInterrupt:
             cluster = self.cluster
             job = f" as DAGMan job {cluster}" if cluster is not None else ""
@@ -307,6 +317,21 @@ class OnThePool:
                                      rescue=rescue[-1] if rescue else None)
 
     # -- state ---------------------------------------------------------------
+
+
+def _pause(follower, poll: float) -> None:
+    """Sleep until the next look: ``poll`` seconds, cut short when DAGMan's
+    jobstate log says it has finished (then :data:`FINISH_PEEK` at most)."""
+    step = min(poll, FINISH_PEEK)
+    end = time.monotonic() + poll
+    while True:
+        if follower.dagman_finished():
+            time.sleep(step)
+            return
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(step, left))
 
 
 def _add_context(exc: BaseException, text: str) -> None:
