@@ -22,9 +22,15 @@ Policy
       {"duration": s})``; the wall time the worker recorded for the same task
       name in the workflow directory's ``results/`` (the result file's header,
       see ``worker.seal``); the mean recorded for tasks of the same key prefix
-      (the name before its hash: ``inc_...``); :data:`DEFAULT_TASK_SECONDS`.
-      Its bytes: the recorded result size by name, else by prefix, else
-      :data:`DEFAULT_TASK_BYTES`.
+      (the name before its hash: ``inc_...``); the mean recorded for that
+      prefix in the other workflows of the same parent directory (the
+      ``directory`` option's ``condordag-workflows/`` when compute() picks
+      the path: "the same function in an earlier workflow"; the
+      :data:`SIBLING_WORKFLOWS` newest by their ``results/``, at most
+      :data:`SIBLING_SAMPLES` result headers per prefix, read the first time
+      the prefix is asked for); :data:`DEFAULT_TASK_SECONDS`.
+      Its bytes: the recorded result size by name, else by prefix (here,
+      then in those other workflows), else :data:`DEFAULT_TASK_BYTES`.
     * ``max_node_bytes`` (default 2 GiB): the planner never puts tasks whose
       results add up past it into one node (their values stay in the job's
       memory and the read/written ones are transferred).
@@ -45,9 +51,10 @@ from pathlib import Path
 from . import names
 from .worker import RESULT_ERR, RESULT_OK, header_seconds
 
-__all__ = ["CostModel", "History", "read_history", "node_seconds", "model_for",
+__all__ = ["CostModel", "History", "Elsewhere", "read_history", "node_seconds", "model_for",
            "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "DEFAULT_TASK_SECONDS",
-           "DEFAULT_TASK_BYTES", "DEFAULT_MAX_NODE_BYTES"]
+           "DEFAULT_TASK_BYTES", "DEFAULT_MAX_NODE_BYTES", "SIBLING_WORKFLOWS",
+           "SIBLING_SAMPLES"]
 
 CONDOR_OVERHEAD = 6.0
 LOCAL_OVERHEAD = 0.1
@@ -55,6 +62,8 @@ CONDOR_SLOTS = 4
 DEFAULT_TASK_SECONDS = 0.001
 DEFAULT_TASK_BYTES = 64 * 1024
 DEFAULT_MAX_NODE_BYTES = 2 * 2**30
+SIBLING_WORKFLOWS = 16
+SIBLING_SAMPLES = 64
 
 
 def prefix_of(task_name: str) -> str:
@@ -62,29 +71,122 @@ def prefix_of(task_name: str) -> str:
     return task_name.rsplit("_", 1)[0]
 
 
+class Elsewhere:
+    """The records of the other workflows of one directory, per key prefix.
+
+    ``parent``: the directory; ``exclude``: the workflow's own folder name.
+    A workflow there is a folder with a manifest and a ``results/`` folder;
+    the :data:`SIBLING_WORKFLOWS` whose ``results/`` changed last are read,
+    each listed once, on the first :meth:`means` call; then per prefix at
+    most :data:`SIBLING_SAMPLES` result headers (newest workflow first).
+
+    >>> Elsewhere("/nonexistent", "wf").means("inc")
+    (None, None)
+    """
+
+    def __init__(self, parent, exclude: str = ""):
+        self.parent = Path(parent)
+        self.exclude = exclude
+        self._listed = None  # [(results dir, [file names])], newest first
+        self._means: dict = {}
+
+    def means(self, prefix: str) -> tuple:
+        """``(mean seconds or None, mean bytes or None)`` recorded for tasks
+        of key prefix ``prefix`` in the other workflows."""
+        got = self._means.get(prefix)
+        if got is None:
+            got = self._means[prefix] = self._read(prefix)
+        return got
+
+    def _list(self) -> list:
+        if self._listed is None:
+            found = []
+            try:
+                entries = list(os.scandir(self.parent))
+            except OSError:
+                entries = []
+            for e in entries:
+                if e.name == self.exclude or not e.is_dir():
+                    continue
+                results = os.path.join(e.path, names.RESULTS_DIR)
+                try:
+                    if not os.path.isfile(os.path.join(e.path, names.MANIFEST)):
+                        continue
+                    found.append((os.stat(results).st_mtime, results))
+                except OSError:
+                    continue
+            found.sort(reverse=True)
+            listed = []
+            for _, results in found[:SIBLING_WORKFLOWS]:
+                try:
+                    listed.append((results, os.listdir(results)))
+                except OSError:
+                    continue
+            self._listed = listed
+        return self._listed
+
+    def _read(self, prefix: str) -> tuple:
+        secs, sizes = [], []
+        for results, files in self._list():
+            for f in files:
+                if len(sizes) >= SIBLING_SAMPLES:
+                    break
+                if not f.endswith(".pkl") or prefix_of(f[:-4]) != prefix:
+                    continue
+                got = _read_one(os.path.join(results, f))
+                if got is None:
+                    continue
+                seconds, size = got
+                sizes.append(size)
+                if seconds is not None:
+                    secs.append(seconds)
+        return (sum(secs) / len(secs) if secs else None,
+                sum(sizes) / len(sizes) if sizes else None)
+
+
+def _read_one(path: str):
+    """``(seconds or None, result bytes)`` of a successful result file, else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(300)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
+    rec = _record(head)
+    if rec is None or not rec[0]:
+        return None
+    return rec[1], max(size - len(head), 0)
+
+
 @dataclass(frozen=True)
 class History:
     """Recorded ``seconds`` and ``bytes`` per task name, and their means per
-    key prefix; ``done``: the task names whose result files exist."""
+    key prefix; ``done``: the task names whose result files exist;
+    ``elsewhere``: the other workflows of the same directory
+    (:class:`Elsewhere`, asked per prefix when this one has no record)."""
 
     seconds: dict = field(default_factory=dict)
     bytes: dict = field(default_factory=dict)
     prefix_seconds: dict = field(default_factory=dict)
     prefix_bytes: dict = field(default_factory=dict)
     done: frozenset = frozenset()
+    elsewhere: Elsewhere | None = None
 
 
 def read_history(path) -> History:
-    """The records of the workflow directory ``path`` (empty if it has none).
+    """The records of the workflow directory ``path`` (empty if it has none),
+    with the other workflows of its parent directory as ``elsewhere``.
 
     Reads only the first line of each ``results/*.pkl`` (``seal``'s header).
     A file without a recorded time still counts as done (write checks it
     properly before reusing it); an unreadable one is skipped."""
-    results = Path(path) / names.RESULTS_DIR
+    path = Path(path)
+    elsewhere = Elsewhere(path.parent, path.name)
+    results = path / names.RESULTS_DIR
     try:
         entries = list(os.scandir(results))
     except OSError:
-        return History()
+        return History(elsewhere=elsewhere)
     seconds: dict = {}
     sizes: dict = {}
     done = set()
@@ -116,7 +218,7 @@ def read_history(path) -> History:
             acc[1] += 1
     pse = {p: a[0] / a[1] for p, a in by_prefix.items() if a[1]}
     pby = {p: a[2] / a[3] for p, a in by_prefix.items() if a[3]}
-    return History(seconds, sizes, pse, pby, frozenset(done))
+    return History(seconds, sizes, pse, pby, frozenset(done), elsewhere)
 
 
 def _record(head: bytes):
@@ -149,6 +251,8 @@ class CostModel:
         got = h.seconds.get(name)
         if got is None and h.prefix_seconds:
             got = h.prefix_seconds.get(prefix_of(name))
+        if got is None and h.elsewhere is not None:
+            got = h.elsewhere.means(prefix_of(name))[0]
         return self.default_seconds if got is None else got
 
     def task_bytes(self, name: str) -> float:
@@ -156,6 +260,8 @@ class CostModel:
         got = h.bytes.get(name)
         if got is None and h.prefix_bytes:
             got = h.prefix_bytes.get(prefix_of(name))
+        if got is None and h.elsewhere is not None:
+            got = h.elsewhere.means(prefix_of(name))[1]
         return self.default_bytes if got is None else got
 
 

@@ -279,6 +279,32 @@ def test_worker_records_task_seconds_and_the_next_plan_reads_them(tmp_path):
                      progress=False) == 3
 
 
+def test_records_of_an_earlier_workflow_of_the_same_directory_are_used(tmp_path):
+    """Issue 12: per-task cost is "recorded, not guessed": the same function
+    (key prefix) in an earlier workflow of the same directory counts. A new
+    graph of 2-second calls used to be planned as one job of 1 ms tasks."""
+    import time
+
+    def snooze(x):
+        time.sleep(0.3)
+        return x
+
+    first = delayed(total)([delayed(snooze)(i) for i in range(4)])
+    assert first.compute(scheduler="condordag", run="local", path=tmp_path / "w" / "one",
+                         progress=False, group="none") == 6
+    other = delayed(total)([delayed(snooze)(i) for i in range(10, 18)])
+    opts = dict(job_overhead=0.1, slots=4)
+    wf = dask_condordag.write(other, path=tmp_path / "w" / "two", **opts)
+    bundles = [n for n, info in wf.nodes.items() if len(info["tasks"]) > 1]
+    assert len(wf.nodes) > 1 and len(bundles) == 4  # one per slot, then the sum
+    h = read_history(tmp_path / "w" / "two")
+    assert h.elsewhere.means("snooze")[0] >= 0.29 and h.elsewhere.means("nothing") == (None,
+                                                                                          None)
+    # a workflow elsewhere (another parent directory) knows nothing of them
+    alone = dask_condordag.write(other, path=tmp_path / "v" / "two", **opts)
+    assert len(alone.nodes) == 1
+
+
 def squares(n):
     return (i * i for i in range(n))
 
