@@ -21,8 +21,10 @@ Policy
     * A task's seconds, first found of: its ``dask.annotate(condor=
       {"duration": s})``; the wall time the worker recorded for the same task
       name in the workflow directory's ``results/`` (the result file's header,
-      see ``worker.seal``); the mean recorded for tasks of the same key prefix
-      (the name before its hash: ``inc_...``); the mean recorded for that
+      see ``worker.seal``) or, for a task whose value was not written (read
+      only inside its grouped node), in its job's stderr log
+      (``logs/<node>.err``, ``worker.TASK_LINE``); the mean recorded for
+      tasks of the same key prefix (the name before its hash: ``inc_...``); the mean recorded for that
       prefix in the other workflows of the same parent directory (the
       ``directory`` option's ``condordag-workflows/`` when compute() picks
       the path: "the same function in an earlier workflow"; the
@@ -49,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names
-from .worker import RESULT_ERR, RESULT_OK, header_seconds
+from .worker import RESULT_ERR, RESULT_OK, TASK_LINE, header_seconds
 
 __all__ = ["CostModel", "History", "Elsewhere", "read_history", "node_seconds", "model_for",
            "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "DEFAULT_TASK_SECONDS",
@@ -64,6 +66,7 @@ DEFAULT_TASK_BYTES = 64 * 1024
 DEFAULT_MAX_NODE_BYTES = 2 * 2**30
 SIBLING_WORKFLOWS = 16
 SIBLING_SAMPLES = 64
+SIBLING_LOGS = 256
 
 
 def prefix_of(task_name: str) -> str:
@@ -78,7 +81,9 @@ class Elsewhere:
     A workflow there is a folder with a manifest and a ``results/`` folder;
     the :data:`SIBLING_WORKFLOWS` whose ``results/`` changed last are read,
     each listed once, on the first :meth:`means` call; then per prefix at
-    most :data:`SIBLING_SAMPLES` result headers (newest workflow first).
+    most :data:`SIBLING_SAMPLES` result headers (newest workflow first), and,
+    when none of them has a time, the task lines of at most
+    :data:`SIBLING_LOGS` job logs per workflow (read once).
 
     >>> Elsewhere("/nonexistent", "wf").means("inc")
     (None, None)
@@ -89,6 +94,7 @@ class Elsewhere:
         self.exclude = exclude
         self._listed = None  # [(results dir, [file names])], newest first
         self._means: dict = {}
+        self._logged = None  # task name -> seconds, from the job logs
 
     def means(self, prefix: str) -> tuple:
         """``(mean seconds or None, mean bytes or None)`` recorded for tasks
@@ -140,8 +146,44 @@ class Elsewhere:
                 sizes.append(size)
                 if seconds is not None:
                     secs.append(seconds)
+        if not secs:
+            secs = [v for k, v in self._logs().items() if prefix_of(k) == prefix]
         return (sum(secs) / len(secs) if secs else None,
                 sum(sizes) / len(sizes) if sizes else None)
+
+    def _logs(self) -> dict:
+        if self._logged is None:
+            self._logged = {}
+            for results, _ in self._list():
+                logs = os.path.join(os.path.dirname(results), names.LOGS_DIR)
+                self._logged.update(_task_lines(logs, SIBLING_LOGS))
+        return self._logged
+
+
+def _task_lines(logs, limit=None) -> dict:
+    """task name -> seconds, from the ``worker.TASK_LINE`` lines of the job
+    stderr logs (``*.err``) in the folder ``logs`` (at most ``limit`` files)."""
+    out: dict = {}
+    try:
+        files = [f for f in os.listdir(logs) if f.endswith(".err")]
+    except OSError:
+        return out
+    for f in files[:limit]:
+        try:
+            with open(os.path.join(logs, f), "rb") as fh:
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if not line.startswith(TASK_LINE):
+                continue
+            parts = line[len(TASK_LINE):].split()
+            if len(parts) >= 2:
+                try:
+                    out[parts[0]] = float(parts[1])
+                except ValueError:
+                    continue
+    return out
 
 
 def _read_one(path: str):
@@ -214,6 +256,12 @@ def read_history(path) -> History:
         acc[3] += 1
         if secs is not None:
             seconds[stem] = secs
+            acc[0] += secs
+            acc[1] += 1
+    for stem, secs in _task_lines(path / names.LOGS_DIR).items():
+        if stem not in seconds:  # a value read only inside its node
+            seconds[stem] = secs
+            acc = by_prefix.setdefault(prefix_of(stem), [0.0, 0, 0, 0])
             acc[0] += secs
             acc[1] += 1
     pse = {p: a[0] / a[1] for p, a in by_prefix.items() if a[1]}

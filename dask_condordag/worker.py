@@ -40,6 +40,10 @@ imports ``seal``/``unseal`` from here, so there is one implementation):
                [(task_name, expr), ...]
     result   = b"DCDAG-OK 2 <sha256 of body> <file stem>[ <seconds>]\\n" + a pickle
                (seconds: the task's wall time, a record for the cost model)
+    stderr   = one line per task the job ran, written or not (a task read
+               only inside its node has no result file to carry its time):
+               "[dask-condordag worker] ran task <task name> <seconds> s"
+               (TASK_LINE; read back by ``cost.read_history``)
     error    = b"DCDAG-ERR 2 <sha256 of body> <file stem>\\n" + a JSON report
                (exc_type, message, traceback, host, python, node, task, key,
                and exc_pickle: the exception object itself with its
@@ -142,6 +146,10 @@ def unseal(data, path):
 def log(msg):
     sys.stderr.write("[dask-condordag worker] %s\n" % msg)
     sys.stderr.flush()
+
+
+#: The stderr line recording a task's wall time (``cost.read_history`` parses it).
+TASK_LINE = "[dask-condordag worker] ran task "
 
 
 def describe_host():
@@ -679,12 +687,14 @@ def run(node, proc, pack):
             stage = "materializing the result"
             value = materialize(value)
             env[task] = value
+            took = time.perf_counter() - started
             if task in outputs:
                 stage = "saving the result"
                 body = dumps(value, task, meta.get("keys", {}).get(task))
                 took = time.perf_counter() - started
                 write_atomic(outputs[task], seal(RESULT_OK, outputs[task], body, took), body)
                 finished.add(task)
+            sys.stderr.write("%s%s %.6f s\n" % (TASK_LINE, task, took))
         task = None
         return 0
     except BaseException as exc:  # noqa: B902 - every failure must leave its report

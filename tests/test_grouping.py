@@ -290,8 +290,15 @@ def test_records_of_an_earlier_workflow_of_the_same_directory_are_used(tmp_path)
         return x
 
     first = delayed(total)([delayed(snooze)(i) for i in range(4)])
+    # nothing recorded yet: planned as cheap, one job; only the total is written
     assert first.compute(scheduler="condordag", run="local", path=tmp_path / "w" / "one",
-                         progress=False, group="none") == 6
+                         progress=False) == 6
+    one = dask_condordag.Workflow.open(tmp_path / "w" / "one")
+    assert len(one.nodes) == 1
+    mine = read_history(tmp_path / "w" / "one")  # the job's log has every task's time
+    assert sorted(n.split("_")[0] for n in mine.seconds) == ["snooze"] * 4 + ["total"]
+    assert len(mine.done) == 1 and min(mine.seconds.values()) < 0.29
+    assert all(v >= 0.29 for n, v in mine.seconds.items() if n.startswith("snooze"))
     other = delayed(total)([delayed(snooze)(i) for i in range(10, 18)])
     opts = dict(job_overhead=0.1, slots=4)
     wf = dask_condordag.write(other, path=tmp_path / "w" / "two", **opts)
