@@ -21,8 +21,9 @@ Policy
       :mod:`dask_condordag.follow`). Between two looks it reads what DAGMan
       appended to the jobstate log every :data:`FINISH_PEEK` seconds (a file
       read, no HTCondor command): once DAGMan has written
-      ``DAGMAN_FINISHED`` it looks at once, and then every
-      :data:`FINISH_PEEK` seconds until the DAGMan job has left the queue, so
+      ``DAGMAN_FINISHED`` it looks after :data:`FINISH_PEEK` seconds, and
+      again after twice as long each time (up to ``poll``) until the DAGMan
+      job has left the queue, so
       the end of the DAG is seen within a fraction of a second whatever
       ``poll`` is. A job held for ``hold_timeout`` seconds, a ``timeout`` and
       Ctrl-C end the wait, never the DAG.
@@ -201,6 +202,7 @@ class OnThePool:
     def _wait(self, follower, timeout, hold_timeout, poll, progress, stream) -> dict:
         start = time.monotonic()
         last_line, last_print = None, 0.0
+        seen_end = 0  # looks since the jobstate log said DAGMAN_FINISHED
         try:
             while True:
                 state, q = self.dag_state(), self._query()
@@ -225,7 +227,7 @@ class OnThePool:
                         f"the DAG of {self.path} is still running after {timeout:g} s "
                         f"({line}); it keeps running: wait again, or remove it with "
                         f"dask-condordag remove {self.path}")
-                _pause(follower, poll)
+                seen_end = _pause(follower, poll, seen_end)
         except KeyboardInterrupt:
             cluster = self.cluster
             job = f" as DAGMan job {cluster}" if cluster is not None else ""
@@ -319,18 +321,21 @@ class OnThePool:
     # -- state ---------------------------------------------------------------
 
 
-def _pause(follower, poll: float) -> None:
-    """Sleep until the next look: ``poll`` seconds, cut short when DAGMan's
-    jobstate log says it has finished (then :data:`FINISH_PEEK` at most)."""
+def _pause(follower, poll: float, seen_end: int) -> int:
+    """Sleep until the next look: ``poll`` seconds, cut short once DAGMan's
+    jobstate log says it has finished. Then the looks come after
+    :data:`FINISH_PEEK` seconds, doubling (``seen_end``: looks since) up to
+    ``poll``, so a DAGMan job slow to leave the queue is not asked about
+    five times a second. Returns the new ``seen_end``."""
     step = min(poll, FINISH_PEEK)
     end = time.monotonic() + poll
     while True:
         if follower.dagman_finished():
-            time.sleep(step)
-            return
+            time.sleep(min(poll, FINISH_PEEK * 2 ** min(seen_end, 16)))
+            return seen_end + 1
         left = end - time.monotonic()
         if left <= 0:
-            return
+            return seen_end
         time.sleep(min(step, left))
 
 

@@ -307,6 +307,22 @@ def test_wait_sees_the_end_of_the_dag_at_once_whatever_poll_interval(fake, tmp_p
     assert time.monotonic() - t < 60
 
 
+def test_pause_after_dagman_finished_backs_off_to_poll(monkeypatch):
+    """Once DAGMAN_FINISHED is in the log the wait looks again quickly, but a
+    DAGMan job slow to leave the queue is not asked about 5 times a second."""
+    import dask_condordag.workflow_pool as w
+    from types import SimpleNamespace
+
+    slept = []
+    monkeypatch.setattr(w, "time", SimpleNamespace(sleep=slept.append, time=time.time,
+                                                   monotonic=time.monotonic))
+    done = SimpleNamespace(dagman_finished=lambda: True)
+    seen = 0
+    for _ in range(6):
+        seen = w._pause(done, 3.0, seen)
+    assert seen == 6 and slept == [0.2, 0.4, 0.8, 1.6, 3.0, 3.0]
+
+
 def test_wait_takes_callbacks_and_ctrl_c_still_finishes(fake, tmp_path, monkeypatch):
     wf = dask_condordag.write(delayed(time.sleep)(30), path=tmp_path / "wf")
     wf.submit()
