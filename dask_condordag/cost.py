@@ -13,7 +13,11 @@ Policy
     * ``job_overhead`` (option ``job_overhead``; ``None``: by run mode):
       condor :data:`CONDOR_OVERHEAD` = 6 s, the scheduling latency of a job
       measured on this project's stock-profile 25.14 pool (submit, match,
-      start, transfer, the DAGMan log scan; real shared pools take longer);
+      start, transfer, the DAGMan log scan; real shared pools take longer;
+      measured again for issue 12: a DAG's first level waits 5-16 s from
+      SUBMIT to EXECUTE, later levels 2-4 s on the claims DAGMan keeps,
+      ``DAGMAN_HOLD_CLAIM_TIME``; the plans of the reference graphs (a) and
+      (e) are the same for any value from 3 to 20 s);
       local :data:`LOCAL_OVERHEAD` = 0.1 s, the measured start of a worker
       process (a fresh Python that imports the shim and cloudpickle).
     * ``slots`` (option ``slots``; ``None``: by run mode): local
@@ -24,8 +28,9 @@ Policy
       see ``worker.seal``) or, for a task whose value was not written (read
       only inside its grouped node), in its job's stderr log
       (``logs/<node>.err``, ``worker.TASK_LINE``); the mean recorded for
-      tasks of the same key prefix (the name before its hash: ``inc_...``); the mean recorded for that
-      prefix in the other workflows of the same parent directory (the
+      tasks of the same key prefix (the name before its hash: ``inc_...``);
+      the mean recorded for that prefix in the other workflows of the same
+      parent directory (the
       ``directory`` option's ``condordag-workflows/`` when compute() picks
       the path: "the same function in an earlier workflow"; the
       :data:`SIBLING_WORKFLOWS` newest by their ``results/``, at most
