@@ -14,10 +14,10 @@ Policy
       condor :data:`CONDOR_OVERHEAD` = 6 s, the scheduling latency of a job
       measured on this project's stock-profile 25.14 pool (submit, match,
       start, transfer, the DAGMan log scan; real shared pools take longer;
-      measured again for issue 12: a DAG's first level waits 5-16 s from
-      SUBMIT to EXECUTE, later levels 2-4 s on the claims DAGMan keeps,
-      ``DAGMAN_HOLD_CLAIM_TIME``; the plans of the reference graphs (a) and
-      (e) are the same for any value from 3 to 20 s);
+      measured again for issue 12: a DAG's first level waits 1-16 s from
+      SUBMIT to EXECUTE (median 10), later levels 2-4 s on the claims
+      DAGMan keeps, ``DAGMAN_HOLD_CLAIM_TIME``; the plans of the reference
+      graphs (a) and (e) are the same for any value from 3 to 20 s);
       local :data:`LOCAL_OVERHEAD` = 0.1 s, the measured start of a worker
       process (a fresh Python that imports the shim and cloudpickle).
     * ``slots`` (option ``slots``; ``None``: by run mode): local
