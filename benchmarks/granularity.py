@@ -54,7 +54,7 @@ from dask_condordag import dagfile
 from dask_condordag.cost import DEFAULT_TASK_SECONDS, threaded_seconds
 from dask_condordag.grouping import forced_levels
 from dask_condordag.local import simulate
-from dask_condordag.worker import read_payload
+from dask_condordag.worker_files import read_payload
 
 SLOTS, OVERHEAD = 4, 6.0
 

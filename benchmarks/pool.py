@@ -34,14 +34,25 @@ compile, write, submit, wait, load the values):
 * ``big`` (only with ``--only big``): ``--big-width`` (2000) trivial nodes, every
   result checksum verified as the values load, and ``status()``'s latency
   while the DAG runs -- issue 10's 2,000-node run, too long for CI.
+* ``e`` and ``a`` with ``--repeat 2``: the second run is planned with the
+  task times the first recorded (cost.py: the same key prefix in another
+  workflow of the same directory).
 * ``e`` and ``a`` also on dask-jobqueue's ``HTCondorCluster`` with 4 one-core
   workers submitted to the same pool: the wall time from creating the cluster to
   the value (workers' start-up included, as a user sees it), and the compute
   alone once the workers are up.
 
+Each compute() uses the options' defaults (``poll_interval`` 5 s, as a user
+gets; ``--poll`` sets it). Columns: wall time; from calling compute() to
+DAGMan's ``DAGMAN_STARTED`` (compile, write, condor_submit_dag, the schedd
+starting the DAGMan job); DAGMan's span; from ``DAGMAN_FINISHED`` to the
+value (noticing the end, loading the results) -- jobstate log times are
+whole seconds, so these are +-1 s; job seconds idle and running, summed.
+
 Prints a table and writes JSON to ``benchmarks/results/pool-<time>.json``.
 Workflows are written under a temporary folder of the checkout's
-``benchmarks/results/`` and removed at the end.
+``benchmarks/results/`` and removed at the end (``--keep``: kept, for
+``dask-condordag report`` / ``plan``).
 """
 
 from __future__ import annotations
@@ -65,6 +76,8 @@ POOL = Path(os.environ.get("DCD_POOL", TOP.parent / "shared" / "htcondor" / "poo
 POOL_USER = os.environ.get("DCD_POOL_USER", "condorpool")
 WORKLOADS = ("chain", "map", "e", "a")  # the default run
 EXTRA = ("big",)  # only when asked: --only big
+KEEP = False  # --keep: leave the workflow directories for ``dask-condordag report``
+POLL = None  # --poll: compute()'s poll_interval (None: the option's default)
 
 
 # ------------------------------------------------------------------ tasks
@@ -139,7 +152,8 @@ def dagman_record(path) -> dict:
             scan = int(line.rsplit(":", 1)[1])
     span = finished - started if started is not None and finished is not None else None
     return {"dagman_span_s": span, "queued_s": queued, "running_s": running,
-            "dagman_scan_interval": scan, "nodes_run": ran, "nodes": len(wf.nodes)}
+            "dagman_scan_interval": scan, "nodes_run": ran, "nodes": len(wf.nodes),
+            "started": started, "finished": finished}
 
 
 def run_condordag(name, build, where, **options) -> dict:
@@ -147,13 +161,24 @@ def run_condordag(name, build, where, **options) -> dict:
 
     coll, tasks = build()
     path = Path(where) / name
+    if POLL is not None:
+        options = {"poll_interval": POLL, **options}
+    t0 = time.time()
     t = time.perf_counter()
     value = dask.compute(coll, scheduler="condordag", run="condor", path=path,
-                         poll_interval=0.5, progress=False, **options)[0]
+                         progress=False, **options)[0]
     wall = time.perf_counter() - t
+    t1 = time.time()
+    rec = dagman_record(path)
+    started, finished = rec.pop("started"), rec.pop("finished")
     row = {"system": "dask-condordag", "wall_s": round(wall, 2), "tasks": tasks,
-           "options": options, **dagman_record(path)}
-    shutil.rmtree(path, ignore_errors=True)
+           "options": options, **rec}
+    if started is not None and finished is not None:
+        # whole seconds in the jobstate log: +-1 s
+        row["before_dagman_s"] = round(started - t0, 1)
+        row["after_dagman_s"] = round(t1 - finished, 1)
+    if not KEEP:
+        shutil.rmtree(path, ignore_errors=True)
     return row, value
 
 
@@ -274,16 +299,18 @@ def measure(args, where) -> list:
 
 def _line(row) -> str:
     keys = ("workload", "system", "dagman_scan_interval", "tasks", "nodes", "wall_s",
-            "warm_s", "per_node_s", "nodes_per_s", "dagman_span_s", "queued_s", "running_s",
-            "status_s_median", "status_s_max")
+            "warm_s", "per_node_s", "nodes_per_s", "before_dagman_s", "dagman_span_s",
+            "after_dagman_s", "queued_s", "running_s", "status_s_median", "status_s_max")
     return "  ".join(f"{k}={row[k]}" for k in keys if row.get(k) is not None)
 
 
 def table(rows) -> str:
     head = ("workload", "system", "scan s", "nodes", "wall s", "warm s", "per node s",
-            "nodes/s", "DAGMan span s", "queued s", "running s")
+            "nodes/s", "to DAGMan start s", "DAGMan span s", "after DAGMan s", "queued s",
+            "running s")
     keys = ("workload", "system", "dagman_scan_interval", "nodes", "wall_s", "warm_s",
-            "per_node_s", "nodes_per_s", "dagman_span_s", "queued_s", "running_s")
+            "per_node_s", "nodes_per_s", "before_dagman_s", "dagman_span_s",
+            "after_dagman_s", "queued_s", "running_s")
     cells = [head] + [tuple("" if r.get(k) is None else str(r[k]) for k in keys)
                       for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
@@ -305,12 +332,17 @@ def main_here(args) -> int:
 
     import dask_condordag
 
+    global KEEP, POLL
+    KEEP, POLL = args.keep, args.poll
     RESULTS.mkdir(parents=True, exist_ok=True)
     where = tempfile.mkdtemp(prefix="pool-bench-", dir=RESULTS)
     try:
         rows = measure(args, where)
     finally:
-        shutil.rmtree(where, ignore_errors=True)
+        if args.keep:
+            print(f"workflows kept in {where}")
+        else:
+            shutil.rmtree(where, ignore_errors=True)
     print()
     print(table(rows))
     info = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": platform.node(),
@@ -382,6 +414,10 @@ def parse(argv):
     p.add_argument("--map-width", type=int, default=100, help="tasks of the wide map")
     p.add_argument("--big-width", type=int, default=2000, help="nodes of the big DAG")
     p.add_argument("--no-jobqueue", action="store_true", help="skip HTCondorCluster")
+    p.add_argument("--poll", type=float, default=None,
+                   help="compute()'s poll_interval (default: the option's default)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the workflow directories (printed) for dask-condordag report")
     p.add_argument("--json", help="where to write the JSON (default: benchmarks/results/)")
     args = p.parse_args(argv)
     bad = set(args.only) - set(WORKLOADS + EXTRA)

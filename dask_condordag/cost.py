@@ -15,7 +15,11 @@ Policy
     * ``job_overhead`` (option ``job_overhead``; ``None``: by run mode):
       condor :data:`CONDOR_OVERHEAD` = 6 s, the scheduling latency of a job
       measured on this project's stock-profile 25.14 pool (submit, match,
-      start, transfer, the DAGMan log scan; real shared pools take longer);
+      start, transfer, the DAGMan log scan; real shared pools take longer;
+      measured again for issue 12: a DAG's first level waits 1-16 s from
+      SUBMIT to EXECUTE (median 10), later levels 2-4 s on the claims
+      DAGMan keeps, ``DAGMAN_HOLD_CLAIM_TIME``; the plans of the reference
+      graphs (a) and (e) are the same for any value from 3 to 20 s);
       local :data:`LOCAL_OVERHEAD` = 0.1 s, the measured start of a worker
       process (a fresh Python that imports the shim and cloudpickle).
     * ``slots`` (option ``slots``; ``None``: by run mode): local
@@ -23,10 +27,19 @@ Policy
     * A task's seconds, first found of: its ``dask.annotate(condor=
       {"duration": s})``; the wall time the worker recorded for the same task
       name in the workflow directory's ``results/`` (the result file's header,
-      see ``worker_files.seal``); the mean recorded for tasks of the same key prefix
-      (the name before its hash: ``inc_...``); :data:`DEFAULT_TASK_SECONDS`.
-      Its bytes: the recorded result size by name, else by prefix, else
-      :data:`DEFAULT_TASK_BYTES`.
+      see ``worker_files.seal``) or, for a task whose value was not written (read
+      only inside its grouped node), in its job's stderr log
+      (``logs/<node>.err``, ``worker_files.TASK_LINE``); the mean recorded for
+      tasks of the same key prefix (the name before its hash: ``inc_...``);
+      the mean recorded for that prefix in the other workflows of the same
+      parent directory (the
+      ``directory`` option's ``condordag-workflows/`` when compute() picks
+      the path: "the same function in an earlier workflow"; the
+      :data:`SIBLING_WORKFLOWS` newest by their ``results/``, at most
+      :data:`SIBLING_SAMPLES` result headers per prefix, read the first time
+      the prefix is asked for); :data:`DEFAULT_TASK_SECONDS`.
+      Its bytes: the recorded result size by name, else by prefix (here,
+      then in those other workflows), else :data:`DEFAULT_TASK_BYTES`.
     * ``cores_per_node`` (option ``cores_per_node``; ``None``: by run mode):
       the most cores (threads) one node may request to run its independent
       tasks at once (``grouping`` says when it does). condor
@@ -53,13 +66,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names
-from .worker_files import RESULT_ERR, RESULT_OK, header_seconds
+from .worker_files import RESULT_ERR, RESULT_OK, TASK_LINE, header_seconds
 
-__all__ = ["CostModel", "History", "read_history", "node_seconds", "threaded_seconds",
-           "model_for",
+__all__ = ["CostModel", "History", "Elsewhere", "read_history", "node_seconds",
+           "threaded_seconds", "model_for",
            "CONDOR_OVERHEAD", "LOCAL_OVERHEAD", "CONDOR_SLOTS", "CONDOR_CORES_PER_NODE",
-           "DEFAULT_TASK_SECONDS",
-           "DEFAULT_TASK_BYTES", "DEFAULT_MAX_NODE_BYTES"]
+           "DEFAULT_TASK_SECONDS", "DEFAULT_TASK_BYTES", "DEFAULT_MAX_NODE_BYTES",
+           "SIBLING_WORKFLOWS", "SIBLING_SAMPLES"]
 
 CONDOR_OVERHEAD = 6.0
 LOCAL_OVERHEAD = 0.1
@@ -68,6 +81,9 @@ CONDOR_CORES_PER_NODE = 4
 DEFAULT_TASK_SECONDS = 0.001
 DEFAULT_TASK_BYTES = 64 * 1024
 DEFAULT_MAX_NODE_BYTES = 2 * 2**30
+SIBLING_WORKFLOWS = 16
+SIBLING_SAMPLES = 64
+SIBLING_LOGS = 256
 
 
 def prefix_of(task_name: str) -> str:
@@ -75,29 +91,161 @@ def prefix_of(task_name: str) -> str:
     return task_name.rsplit("_", 1)[0]
 
 
+class Elsewhere:
+    """The records of the other workflows of one directory, per key prefix.
+
+    ``parent``: the directory; ``exclude``: the workflow's own folder name.
+    A workflow there is a folder with a manifest and a ``results/`` folder;
+    the :data:`SIBLING_WORKFLOWS` whose ``results/`` changed last are read,
+    each listed once, on the first :meth:`means` call; then per prefix at
+    most :data:`SIBLING_SAMPLES` result headers (newest workflow first), and,
+    when none of them has a time, the task lines of at most
+    :data:`SIBLING_LOGS` job logs per workflow (read once).
+
+    >>> Elsewhere("/nonexistent", "wf").means("inc")
+    (None, None)
+    """
+
+    def __init__(self, parent, exclude: str = ""):
+        self.parent = Path(parent)
+        self.exclude = exclude
+        self._listed = None  # [(results dir, [file names])], newest first
+        self._means: dict = {}
+        self._logged = None  # task name -> seconds, from the job logs
+
+    def means(self, prefix: str) -> tuple:
+        """``(mean seconds or None, mean bytes or None)`` recorded for tasks
+        of key prefix ``prefix`` in the other workflows."""
+        got = self._means.get(prefix)
+        if got is None:
+            got = self._means[prefix] = self._read(prefix)
+        return got
+
+    def _list(self) -> list:
+        if self._listed is None:
+            found = []
+            try:
+                entries = list(os.scandir(self.parent))
+            except OSError:
+                entries = []
+            for e in entries:
+                if e.name == self.exclude or not e.is_dir():
+                    continue
+                results = os.path.join(e.path, names.RESULTS_DIR)
+                try:
+                    if not os.path.isfile(os.path.join(e.path, names.MANIFEST)):
+                        continue
+                    found.append((os.stat(results).st_mtime, results))
+                except OSError:
+                    continue
+            found.sort(reverse=True)
+            listed = []
+            for _, results in found[:SIBLING_WORKFLOWS]:
+                try:
+                    listed.append((results, os.listdir(results)))
+                except OSError:
+                    continue
+            self._listed = listed
+        return self._listed
+
+    def _read(self, prefix: str) -> tuple:
+        secs, sizes = [], []
+        for results, files in self._list():
+            for f in files:
+                if len(sizes) >= SIBLING_SAMPLES:
+                    break
+                if not f.endswith(".pkl") or prefix_of(f[:-4]) != prefix:
+                    continue
+                got = _read_one(os.path.join(results, f))
+                if got is None:
+                    continue
+                seconds, size = got
+                sizes.append(size)
+                if seconds is not None:
+                    secs.append(seconds)
+        if not secs:
+            secs = [v for k, v in self._logs().items() if prefix_of(k) == prefix]
+        return (sum(secs) / len(secs) if secs else None,
+                sum(sizes) / len(sizes) if sizes else None)
+
+    def _logs(self) -> dict:
+        if self._logged is None:
+            self._logged = {}
+            for results, _ in self._list():
+                logs = os.path.join(os.path.dirname(results), names.LOGS_DIR)
+                self._logged.update(_task_lines(logs, SIBLING_LOGS))
+        return self._logged
+
+
+def _task_lines(logs, limit=None) -> dict:
+    """task name -> seconds, from the ``worker_files.TASK_LINE`` lines of the job
+    stderr logs (``*.err``) in the folder ``logs`` (at most ``limit`` files)."""
+    out: dict = {}
+    try:
+        files = [f for f in os.listdir(logs) if f.endswith(".err")]
+    except OSError:
+        return out
+    for f in files[:limit]:
+        try:
+            with open(os.path.join(logs, f), "rb") as fh:
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if not line.startswith(TASK_LINE):
+                continue
+            parts = line[len(TASK_LINE):].split()
+            if len(parts) >= 2:
+                try:
+                    out[parts[0]] = float(parts[1])
+                except ValueError:
+                    continue
+    return out
+
+
+def _read_one(path: str):
+    """``(seconds or None, result bytes)`` of a successful result file, else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(300)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
+    rec = _record(head)
+    if rec is None or not rec[0]:
+        return None
+    return rec[1], max(size - len(head), 0)
+
+
 @dataclass(frozen=True)
 class History:
     """Recorded ``seconds`` and ``bytes`` per task name, and their means per
-    key prefix; ``done``: the task names whose result files exist."""
+    key prefix; ``done``: the task names whose result files exist;
+    ``elsewhere``: the other workflows of the same directory
+    (:class:`Elsewhere`, asked per prefix when this one has no record)."""
 
     seconds: dict = field(default_factory=dict)
     bytes: dict = field(default_factory=dict)
     prefix_seconds: dict = field(default_factory=dict)
     prefix_bytes: dict = field(default_factory=dict)
     done: frozenset = frozenset()
+    elsewhere: Elsewhere | None = None
 
 
 def read_history(path) -> History:
-    """The records of the workflow directory ``path`` (empty if it has none).
+    """The records of the workflow directory ``path`` (empty if it has none),
+    with the other workflows of its parent directory as ``elsewhere``.
 
     Reads only the first line of each ``results/*.pkl`` (``seal``'s header).
     A file without a recorded time still counts as done (write checks it
     properly before reusing it); an unreadable one is skipped."""
-    results = Path(path) / names.RESULTS_DIR
+    path = Path(path)
+    elsewhere = Elsewhere(path.parent, path.name)
+    results = path / names.RESULTS_DIR
     try:
         entries = list(os.scandir(results))
     except OSError:
-        return History()
+        return History(elsewhere=elsewhere)
     seconds: dict = {}
     sizes: dict = {}
     done = set()
@@ -127,9 +275,15 @@ def read_history(path) -> History:
             seconds[stem] = secs
             acc[0] += secs
             acc[1] += 1
+    for stem, secs in _task_lines(path / names.LOGS_DIR).items():
+        if stem not in seconds:  # a value read only inside its node
+            seconds[stem] = secs
+            acc = by_prefix.setdefault(prefix_of(stem), [0.0, 0, 0, 0])
+            acc[0] += secs
+            acc[1] += 1
     pse = {p: a[0] / a[1] for p, a in by_prefix.items() if a[1]}
     pby = {p: a[2] / a[3] for p, a in by_prefix.items() if a[3]}
-    return History(seconds, sizes, pse, pby, frozenset(done))
+    return History(seconds, sizes, pse, pby, frozenset(done), elsewhere)
 
 
 def _record(head: bytes):
@@ -163,6 +317,8 @@ class CostModel:
         got = h.seconds.get(name)
         if got is None and h.prefix_seconds:
             got = h.prefix_seconds.get(prefix_of(name))
+        if got is None and h.elsewhere is not None:
+            got = h.elsewhere.means(prefix_of(name))[0]
         return self.default_seconds if got is None else got
 
     def task_bytes(self, name: str) -> float:
@@ -170,6 +326,8 @@ class CostModel:
         got = h.bytes.get(name)
         if got is None and h.prefix_bytes:
             got = h.prefix_bytes.get(prefix_of(name))
+        if got is None and h.elsewhere is not None:
+            got = h.elsewhere.means(prefix_of(name))[1]
         return self.default_bytes if got is None else got
 
 

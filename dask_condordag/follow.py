@@ -22,7 +22,10 @@ Policy (HTCondor 25.x; "src/" is HTCondor's source tree, "manual" its docs/)
     * The file keeps every run of the workflow. Only lines after
       ``DAGMAN_STARTED <cluster>.0`` of the DAGMan job being followed count --
       DAGMan writes its own job id there, from ``$CONDOR_ID`` -- until a
-      ``DAGMAN_STARTED`` of another job.
+      ``DAGMAN_STARTED`` of another job. ``DAGMAN_FINISHED <exit code>`` is
+      DAGMan's last line, written as it exits (seen on the 25.14 pool: the
+      schedd reaps the job in the same second); a waiter peeks for it between
+      its looks at the queue (``Follower.dagman_finished``).
     * A node has started at its first ``PRE_SCRIPT_STARTED``, ``EXECUTE`` or
       ``POST_SCRIPT_STARTED``. It is done at ``JOB_SUCCESS`` when it has no
       POST script, else at ``POST_SCRIPT_SUCCESS`` (the POST script decides
@@ -73,16 +76,34 @@ def parse_jobstate_line(line: str):
 
 
 class JobstateReader:
-    """The events of one DAGMan job, read from a jobstate log as it grows."""
+    """The events of one DAGMan job, read from a jobstate log as it grows.
+
+    ``finished``: our DAGMan job wrote ``DAGMAN_FINISHED`` (it has handled its
+    last node event and is about to exit). :meth:`peek` reads as far as
+    :meth:`read` does and keeps the events for the next ``read``, so a
+    waiter can look for the end between two looks without losing events.
+    """
 
     def __init__(self, path, cluster: int):
         self.path = Path(path)
         self.dagman_id = f"{int(cluster)}.0"
         self.offset = 0
         self.ours = False  # inside the lines of our DAGMan job
+        self.finished = False
+        self._kept: list = []  # events peek() read and read() has not returned
 
     def read(self) -> list:
         """``(node, event)`` pairs of our DAGMan job appended since the last call."""
+        out, self._kept = self._kept + self._read_new(), []
+        return out
+
+    def peek(self) -> bool:
+        """Read what was appended (kept for :meth:`read`); whether our DAGMan
+        job has written ``DAGMAN_FINISHED``."""
+        self._kept += self._read_new()
+        return self.finished
+
+    def _read_new(self) -> list:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -100,6 +121,9 @@ class JobstateReader:
             if node == "INTERNAL":
                 if event == "DAGMAN_STARTED":
                     self.ours = cid == self.dagman_id
+                    self.finished = self.finished and not self.ours
+                elif event == "DAGMAN_FINISHED" and self.ours:
+                    self.finished = True
             elif self.ours:
                 out.append((node, event))
         return out
@@ -227,6 +251,13 @@ class Follower:
                 self._pretask(n)
             for n in done:
                 self._posttask(n)
+
+    def dagman_finished(self) -> bool:
+        """Whether DAGMan's jobstate log says our DAGMan job has finished
+        (``DAGMAN_FINISHED``; False without a jobstate log). A cheap read of
+        what was appended since the last look; the events are kept for the
+        next :meth:`update`."""
+        return self.reader.peek() if self.reader is not None else False
 
     def run_done(self) -> None:
         """``start`` and ``finish`` of a run with nothing left to do."""

@@ -21,7 +21,7 @@ Policy
       a payload above 64 KiB alone), in plan order, each named by the hash of
       its content: 100k nodes make ~1,600 files instead of 100k.
     * Constants and ``outputs.pkl`` are sealed as results are
-      (``worker.seal``), so they are checked before they are loaded. A
+      (``worker_files.seal``), so they are checked before they are loaded. A
       constant already in the workflow being updated is not written again
       (its name is a content hash).
     * Payloads are pickled with cloudpickle (``pickling.py``), inside the

@@ -58,8 +58,8 @@ import time
 if __package__:  # dask_condordag.worker, on the submit side (tests, doctor)
     from .worker_errors import (error_report, keep_finished, placeholders, start_watchdog,
                                 write_error)
-    from .worker_files import (RESULT_OK, check_payload, dumps, log, materialize, read_payload,
-                               read_value, seal, write_atomic)
+    from .worker_files import (RESULT_OK, check_payload, dumps, log, log_task_time, materialize,
+                               read_payload, read_value, seal, write_atomic)
     from .worker_tasks import PROC_KEY, evaluate, run_tasks, threads_of
 else:  # the job: its siblings sit beside it (bin/), also when run with runpy
     # compiled anew in each job's fresh scratch directory, as a script is:
@@ -70,8 +70,9 @@ else:  # the job: its siblings sit beside it (bin/), also when run with runpy
         sys.path.insert(0, _HERE)
     from dask_condordag_worker_errors import (error_report, keep_finished, placeholders,
                                               start_watchdog, write_error)
-    from dask_condordag_worker_files import (RESULT_OK, check_payload, dumps, log, materialize,
-                                             read_payload, read_value, seal, write_atomic)
+    from dask_condordag_worker_files import (RESULT_OK, check_payload, dumps, log,
+                                             log_task_time, materialize, read_payload,
+                                             read_value, seal, write_atomic)
     from dask_condordag_worker_tasks import PROC_KEY, evaluate, run_tasks, threads_of
 
 _DCD_SHIM = True  # marks the shim's frames, left out of a task's traceback
@@ -148,6 +149,7 @@ class Job:
             stage = "materializing the result"
             value = materialize(value)
             self.env[task] = value
+            took = time.perf_counter() - started
             if task in self.outputs:
                 stage = "saving the result"
                 path = self.outputs[task]
@@ -155,6 +157,7 @@ class Job:
                 took = time.perf_counter() - started
                 write_atomic(path, seal(RESULT_OK, path, body, took), body)
                 self.finished.add(task)
+            log_task_time(task, took)
             return None
         except BaseException as exc:  # noqa: B902 - reported by its task
             return exc, stage

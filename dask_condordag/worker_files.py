@@ -15,6 +15,10 @@ Data (``dask_condordag.names`` holds the same constants; ``tests/test_names.py``
                [(task_name, expr), ...]
     result   = b"DCDAG-OK 2 <sha256 of body> <file stem>[ <seconds>]\\n" + a pickle
                (seconds: the task's wall time, a record for the cost model)
+    stderr   = one line per task the job ran, written or not (a task read
+               only inside its node has no result file to carry its time):
+               "[dask-condordag worker] ran task <task name> <seconds> s"
+               (TASK_LINE; read back by ``cost.read_history``)
     error    = b"DCDAG-ERR 2 <sha256 of body> <file stem>\\n" + a JSON report
                (``worker_errors.error_report``)
 
@@ -64,6 +68,17 @@ class CorruptFile(ValueError):
 
 def log(msg):
     sys.stderr.write("[dask-condordag worker] %s\n" % msg)
+    sys.stderr.flush()
+
+
+#: The stderr line recording a task's wall time (``cost.read_history`` parses it).
+TASK_LINE = "[dask-condordag worker] ran task "
+
+
+def log_task_time(task, seconds):
+    """Record a task's wall time in the job's stderr log (one write per line:
+    threads of one node do not interleave their lines)."""
+    sys.stderr.write("%s%s %.6f s\n" % (TASK_LINE, task, seconds))
     sys.stderr.flush()
 
 

@@ -283,6 +283,39 @@ def test_worker_records_task_seconds_and_the_next_plan_reads_them(tmp_path):
                      progress=False) == 3
 
 
+def test_records_of_an_earlier_workflow_of_the_same_directory_are_used(tmp_path):
+    """Issue 12: per-task cost is "recorded, not guessed": the same function
+    (key prefix) in an earlier workflow of the same directory counts. A new
+    graph of 2-second calls used to be planned as one job of 1 ms tasks."""
+    import time
+
+    def snooze(x):
+        time.sleep(0.3)
+        return x
+
+    first = delayed(total)([delayed(snooze)(i) for i in range(4)])
+    # nothing recorded yet: planned as cheap, one job; only the total is written
+    assert first.compute(scheduler="condordag", run="local", path=tmp_path / "w" / "one",
+                         progress=False) == 6
+    one = dask_condordag.Workflow.open(tmp_path / "w" / "one")
+    assert len(one.nodes) == 1
+    mine = read_history(tmp_path / "w" / "one")  # the job's log has every task's time
+    assert sorted(n.split("_")[0] for n in mine.seconds) == ["snooze"] * 4 + ["total"]
+    assert len(mine.done) == 1 and min(mine.seconds.values()) < 0.29
+    assert all(v >= 0.29 for n, v in mine.seconds.items() if n.startswith("snooze"))
+    other = delayed(total)([delayed(snooze)(i) for i in range(10, 18)])
+    opts = dict(job_overhead=0.1, slots=4, cores_per_node=1)  # one-core bundles show it
+    wf = dask_condordag.write(other, path=tmp_path / "w" / "two", **opts)
+    bundles = [n for n, info in wf.nodes.items() if len(info["tasks"]) > 1]
+    assert len(wf.nodes) > 1 and len(bundles) == 4  # one per slot, then the sum
+    h = read_history(tmp_path / "w" / "two")
+    assert h.elsewhere.means("snooze")[0] >= 0.29 and h.elsewhere.means("nothing") == (None,
+                                                                                          None)
+    # a workflow elsewhere (another parent directory) knows nothing of them
+    alone = dask_condordag.write(other, path=tmp_path / "v" / "two", **opts)
+    assert len(alone.nodes) == 1
+
+
 def squares(n):
     return (i * i for i in range(n))
 
@@ -366,7 +399,7 @@ def test_tasks_that_request_cpus_keep_one_thread():
 
 
 def test_threads_reach_the_payload_and_the_submit_description(tmp_path):
-    from dask_condordag.worker import read_payload
+    from dask_condordag.worker_files import read_payload
 
     wf = dask_condordag.write(wide(), path=tmp_path / "wf", cores_per_node=4)
     (node,) = wf.nodes

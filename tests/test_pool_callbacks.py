@@ -124,6 +124,33 @@ def test_reader_keeps_only_the_lines_of_its_dagman_job(tmp_path):
     assert JobstateReader(tmp_path / "missing.log", 12).read() == []
 
 
+def test_reader_peeks_for_the_end_of_its_dagman_job_without_losing_events(tmp_path):
+    """The waiter reads the jobstate log between its looks at the queue
+    (workflow_pool._pause): the events it reads there still reach the
+    callbacks, and only our DAGMan job's DAGMAN_FINISHED ends the wait."""
+    log = tmp_path / "w.jobstate.log"
+    log.write_text(JOBSTATE)
+    old = JobstateReader(log, 7)  # the first run finished
+    assert old.peek() is True and old.read()[-1] == ("A", "JOB_FAILURE")
+    r = JobstateReader(log, 12)
+    assert r.peek() is False  # DAGMan 7's DAGMAN_FINISHED is not ours
+    with open(log, "a") as f:
+        f.write("1796550403 B EXECUTE 14.0 - - 2\n")
+    assert r.peek() is False
+    with open(log, "a") as f:
+        f.write("1796550405 B JOB_TERMINATED 14.0 - - 2\n1796550405 B JOB_SUCCESS 0 - - 2\n"
+                "1796550406 INTERNAL *** DAGMAN_FINISHED 0 ***\n")
+    assert r.peek() is True
+    assert r.read() == [("A", "SUBMIT"), ("A", "EXECUTE"), ("A", "JOB_TERMINATED"),
+                        ("A", "JOB_SUCCESS"), ("B", "SUBMIT"), ("B", "EXECUTE"),
+                        ("B", "JOB_TERMINATED"), ("B", "JOB_SUCCESS")]
+    assert r.read() == [] and r.finished
+    with open(log, "a") as f:  # a rescue run of the same workflow: another DAGMan job
+        f.write("1796550500 INTERNAL *** DAGMAN_STARTED 20.0 ***\n"
+                "1796550501 C SUBMIT 21.0 - - 3\n")
+    assert r.peek() is True and r.read() == []  # ours stays finished; not its events
+
+
 def test_node_progress_post_scripts_and_status_file():
     p = NodeProgress(post_nodes={"P"}, done={"R"})
     # a node with a POST script is done when the POST script succeeds,
@@ -267,6 +294,33 @@ def test_compute_with_nothing_to_submit_still_starts_and_finishes(fake, tmp_path
         assert x.compute(scheduler="condordag", run="condor", path=tmp_path / "wf") == 2
     assert rec.names() == ["start", "start_state", "finish"]
     assert rec.calls[-1][1:] == ("finish", False)
+
+
+def test_wait_sees_the_end_of_the_dag_at_once_whatever_poll_interval(fake, tmp_path):
+    """compute() used to sleep a whole ``poll_interval`` (5 s by default)
+    after DAGMan had finished before it noticed; it now reads DAGMan's
+    jobstate log between looks and looks again at DAGMAN_FINISHED."""
+    x = delayed(time.sleep)(1.0, dask_key_name="nap")
+    t = time.monotonic()
+    assert x.compute(scheduler="condordag", run="condor", path=tmp_path / "wf",
+                     poll_interval=120, progress=False) is None
+    assert time.monotonic() - t < 60
+
+
+def test_pause_after_dagman_finished_backs_off_to_poll(monkeypatch):
+    """Once DAGMAN_FINISHED is in the log the wait looks again quickly, but a
+    DAGMan job slow to leave the queue is not asked about 5 times a second."""
+    import dask_condordag.workflow_pool as w
+    from types import SimpleNamespace
+
+    slept = []
+    monkeypatch.setattr(w, "time", SimpleNamespace(sleep=slept.append, time=time.time,
+                                                   monotonic=time.monotonic))
+    done = SimpleNamespace(dagman_finished=lambda: True)
+    seen = 0
+    for _ in range(6):
+        seen = w._pause(done, 3.0, seen)
+    assert seen == 6 and slept == [0.2, 0.4, 0.8, 1.6, 3.0, 3.0]
 
 
 def test_wait_takes_callbacks_and_ctrl_c_still_finishes(fake, tmp_path, monkeypatch):
