@@ -148,19 +148,27 @@ def cmd_vars(b, toks: list[str]) -> None:
         d["vars"].extend(pairs)
 
 
+def _keyword_int(b, toks: list[str], keyword: str, missing: str, what: str, **bounds):
+    """The optional ``<keyword> <int>`` after a command's three tokens (None
+    when absent), as RETRY's UNLESS-EXIT and ABORT-DAG-ON's RETURN take it."""
+    if len(toks) <= 3:
+        return None
+    if toks[3].upper() != keyword:
+        raise b.error(f"unexpected token {toks[3]!r}")
+    if len(toks) < 5:
+        raise b.error(missing)
+    value = b.int_(toks[4], what, **bounds)
+    b.no_more(toks, 5)
+    return value
+
+
 def cmd_retry(b, toks: list[str]) -> None:
     """``RETRY <node> <n> [UNLESS-EXIT <code>]``."""
     if len(toks) < 3:
         raise b.error("usage: RETRY <node> <max retries> [UNLESS-EXIT <code>]")
     n = b.int_(toks[2], "max retry value", lo=0)
-    unless = None
-    if len(toks) > 3:
-        if toks[3].upper() != "UNLESS-EXIT":
-            raise b.error(f"unexpected token {toks[3]!r}")
-        if len(toks) < 5:
-            raise b.error("UNLESS-EXIT missing exit code")
-        unless = b.int_(toks[4], "UNLESS-EXIT code")
-        b.no_more(toks, 5)
+    unless = _keyword_int(b, toks, "UNLESS-EXIT", "UNLESS-EXIT missing exit code",
+                          "UNLESS-EXIT code")
     for d in b.targets(toks[1]):
         d["retry"] = n
         d["retry_unless_exit"] = unless
@@ -198,14 +206,8 @@ def cmd_abort_dag_on(b, toks: list[str]) -> None:
     if len(toks) < 3:
         raise b.error("usage: ABORT-DAG-ON <node> <status> [RETURN <code>]")
     status = b.int_(toks[2], "exit status")
-    ret = None
-    if len(toks) > 3:
-        if toks[3].upper() != "RETURN":
-            raise b.error(f"unexpected token {toks[3]!r}")
-        if len(toks) < 5:
-            raise b.error("RETURN is missing value")
-        ret = b.int_(toks[4], "RETURN code", lo=0, hi=255)
-        b.no_more(toks, 5)
+    ret = _keyword_int(b, toks, "RETURN", "RETURN is missing value", "RETURN code",
+                       lo=0, hi=255)
     for d in b.targets(toks[1]):
         d["abort_dag_on"] = (status, ret)
 
