@@ -321,6 +321,17 @@ class CostModel:
             got = h.elsewhere.means(prefix_of(name))[0]
         return self.default_seconds if got is None else got
 
+    def knows(self, name: str) -> bool:
+        """Whether :meth:`task_seconds` of ``name`` is more than the default:
+        annotated, or recorded for it, its key prefix, or that prefix in the
+        other workflows of the directory."""
+        if name in self.durations or name in self.history.seconds:
+            return True
+        h = self.history
+        if h.prefix_seconds and prefix_of(name) in h.prefix_seconds:
+            return True
+        return h.elsewhere is not None and h.elsewhere.means(prefix_of(name))[0] is not None
+
     def task_bytes(self, name: str) -> float:
         h = self.history
         got = h.bytes.get(name)

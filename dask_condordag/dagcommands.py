@@ -89,27 +89,23 @@ def cmd_parent(b, toks: list[str]) -> None:
     if not children:
         raise b.error("no children node(s) specified")
 
-    def expand(names: list[str]) -> list[str]:
-        out: list[str] = []
+    def expand(names: list[str]) -> dict[str, None]:
+        out: dict[str, None] = {}  # an ordered set: a wide line stays linear
         for nm in names:
             if nm.upper() == "CHILD":
                 raise b.error("CHILD given twice")
             for d in b.targets(nm):
-                if d["name"] not in out:
-                    out.append(d["name"])
+                out[d["name"]] = None
         return out
 
     ps, cs = expand(parents), expand(children)
     for p in ps:
-        for ch in cs:
-            if p == ch:
-                raise b.error(f"node {p!r} cannot be its own parent")
-            lst = b.parents.setdefault(ch, [])
-            if p not in lst:
-                lst.append(p)
-            lst = b.children.setdefault(p, [])
-            if ch not in lst:
-                lst.append(ch)
+        if p in cs:
+            raise b.error(f"node {p!r} cannot be its own parent")
+    for ch in cs:
+        b.parents.setdefault(ch, {}).update(ps)
+    for p in ps:
+        b.children.setdefault(p, {}).update(cs)
 
 
 def cmd_vars(b, toks: list[str]) -> None:

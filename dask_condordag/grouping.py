@@ -32,6 +32,13 @@ Policy
       the overhead one more level of jobs costs), they are one node. It runs
       on the fewest threads ``t <= c`` whose ``job_overhead + max(cp, T /
       t)`` is within 10% of ``c``'s (a node of cheap tasks keeps one thread).
+    * A guess is not a measurement: when the seconds of a node's tasks are
+      only the default (``guessed``: nothing recorded, nothing annotated --
+      a first run), the node gets as many threads as it has tasks that can
+      run at once (tasks at one depth; a chain keeps one), up to ``c``, as
+      dask's threaded scheduler would run them: if the tasks turn out to take
+      seconds, they do not run one after the other for want of a record. A
+      run records their times, and the next plan uses them.
     * Otherwise two passes, each keeping the node graph acyclic:
 
       1. *Trees* (vertical, like dask's blockwise and linear fusion): in
@@ -95,13 +102,15 @@ class Partition(NamedTuple):
 
 
 def partition(keys: list, reads: dict, settings: dict, eligible, model, *, seconds,
-              nbytes, threadable=None) -> Partition:
+              nbytes, threadable=None, guessed=None) -> Partition:
     """Groups of ``keys`` (each a list in the order of ``keys``, which is a
     dependency order) and the threads of each. ``reads``: key -> keys of tasks
     it reads or waits for; ``settings``: key -> node settings (missing: the
     default); ``eligible(key)``: whether it may share a node;
     ``threadable(key)``: whether its node may run it on several threads
-    (default: yes); ``seconds``/``nbytes``: the cost model's estimates per key."""
+    (default: yes); ``seconds``/``nbytes``: the cost model's estimates per key;
+    ``guessed(key)``: whether ``seconds(key)`` is only the default, nothing
+    recorded or annotated (default: none is)."""
     n = len(keys)
     index = {k: i for i, k in enumerate(keys)}
     ins = [[index[r] for r in dict.fromkeys(reads.get(k, ())) if r in index] for k in keys]
@@ -112,6 +121,7 @@ def partition(keys: list, reads: dict, settings: dict, eligible, model, *, secon
     ok = [bool(eligible(k)) for k in keys]
     cls = [settings.get(k) for k in keys]
     cost = [seconds(k) if ok[i] else 0.0 for i, k in enumerate(keys)]
+    unsure = [bool(ok[i] and guessed is not None and guessed(k)) for i, k in enumerate(keys)]
     size = [nbytes(k) if ok[i] else 0 for i, k in enumerate(keys)]
     overhead, slots, budget = model.job_overhead, max(model.slots, 1), model.max_node_bytes
     cores = max(1, min(model.cores_per_node, slots))
@@ -126,6 +136,8 @@ def partition(keys: list, reads: dict, settings: dict, eligible, model, *, secon
         c = cores_of(elig[0])
         if max(cp, total / c) - max(cp, total / slots) <= overhead and _convex(ok, ins):
             t = _threads(total, cp, overhead, c, len(elig))
+            if any(unsure[i] for i in elig):  # a guess: the cores in case it is wrong
+                t = max(t, min(c, _width(ok, ins)))
             return _emit(keys, [elig] + [[i] for i in range(n) if not ok[i]],
                          {elig[-1]: t} if t > 1 else {})
 
@@ -176,6 +188,8 @@ def partition(keys: list, reads: dict, settings: dict, eligible, model, *, secon
         for bundle, t in _bundles(roots, gcost, gbytes, overhead, slots, budget,
                                   cores_of(roots[0])):
             g = sorted(i for r in bundle for i in members[r])
+            if any(unsure[i] for i in g):  # a guess: the cores in case it is wrong
+                t = max(t, min(cores_of(roots[0]), len(bundle)))
             groups.append(g)
             if t > 1:
                 threads[g[-1]] = t
@@ -190,6 +204,18 @@ def _threads(work: float, cp: float, overhead: float, cores: int, width: int) ->
         if overhead + max(cp, work / t) <= 1.1 * best:
             return t
     return max(1, min(cores, width))
+
+
+def _width(ok: list, ins: list) -> int:
+    """The most tasks of the set ``ok`` at one depth (longest path within
+    the set): how many of them can run at once, at least (a chain: 1)."""
+    depth = [0] * len(ok)
+    count: dict = {}
+    for i, rs in enumerate(ins):
+        if ok[i]:
+            depth[i] = 1 + max((depth[r] for r in rs if ok[r]), default=0)
+            count[depth[i]] = count.get(depth[i], 0) + 1
+    return max(count.values(), default=0)
 
 
 def _critical_path(cost: list, ins: list) -> float:

@@ -207,11 +207,11 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
     outputs = tuple(outputs)
     stable_names = {value_of[k][1]: stable.of[k] for k in reruns if value_of[k][0] == "name"}
 
+    model = None
     if group == "none" and not any(x.processes or x.cluster for x in settings.values()):
         nodes, task_node, files = one_node_per_task(tasks, settings, orders)
         listed: set = set()
     else:
-        model = None
         if group == "auto":
             model = cost(outputs, stable_names) if callable(cost) else (cost or CostModel())
         nodes, task_node, files, listed = grouped_nodes(tasks, settings, orders, graph, group,
@@ -220,7 +220,11 @@ def make_plan(graph: Graph, *, name: str, inline_limit: int | None = None,
                 files=files, listed=frozenset(listed),
                 reruns={tasks[k].name: why for k, why in reruns.items() if k in tasks},
                 stable=stable_names,
-                durations={tasks[k].name: h[0] for k, h in hints.items() if h[0] is not None})
+                durations={tasks[k].name: h[0] for k, h in hints.items() if h[0] is not None},
+                cost=None if model is None else {
+                    "job_overhead": model.job_overhead, "slots": model.slots,
+                    "cores_per_node": model.cores_per_node,
+                    "max_node_bytes": model.max_node_bytes})
 
 
 class _Stable:

@@ -116,6 +116,9 @@ class Plan:
     reruns: dict = field(default_factory=dict)  # task name -> why it always reruns
     stable: dict = field(default_factory=dict)  # value name -> its token without the nonce
     durations: dict = field(default_factory=dict)  # task name -> annotated seconds (cost)
+    # group="auto": the cost model's figures the plan was made with (job_overhead,
+    # slots, cores_per_node, max_node_bytes); the manifest keeps them for plan_report
+    cost: dict | None = None
 
     def files_of(self, value_name: str) -> tuple:
         """The workflow-relative file(s) holding a value (task result or data)."""

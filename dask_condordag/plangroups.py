@@ -83,7 +83,9 @@ def auto_groups(tasks: dict, settings: dict, orders: dict, clusters: dict, model
 
     groups, threads = partition(keys, reads, settings, eligible, model, seconds=seconds,
                                 nbytes=lambda k: model.task_bytes(tasks[k].name),
-                                threadable=threadable)
+                                threadable=threadable,
+                                guessed=lambda k: (k not in durations
+                                                   and not model.knows(tasks[k].name)))
     if len(reused) > 1:
         merged = [g for g in groups if g[0] not in reused]
         merged.append([k for k in keys if k in reused])

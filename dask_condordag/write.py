@@ -64,13 +64,6 @@ from .usercode import user_modules
 __all__ = ["write_workflow"]
 
 
-
-
-
-
-
-
-
 def _versions() -> dict:
     return {
         "python": ".".join(map(str, sys.version_info[:3])),
@@ -86,7 +79,10 @@ def _manifest(plan, *, python, done, versions, digests, packs, full=(None, ())) 
     before reuse cut its nodes down, the reused task names): ``tasks`` lists
     all of a node's tasks, ``outputs`` also the reused ones (their files
     stay: ``gc`` and ``result`` read this), ``reused_tasks`` those whose
-    results are reused instead of running them again."""
+    results are reused instead of running them again. For ``plan_report``:
+    a node of several ``threads`` also has the ``reads`` inside it, a node
+    with annotated tasks their ``durations`` (``condor={"duration": s}``),
+    and a plan of ``group="auto"`` its cost model's figures (``cost``)."""
     whole, have = full
     whole = whole or plan
     nodes = {}
@@ -109,6 +105,10 @@ def _manifest(plan, *, python, done, versions, digests, packs, full=(None, ())) 
             nodes[node.name]["threads"] = node.threads
             nodes[node.name]["reads"] = {t.name: [r for r in t.reads if r in inside]
                                          for t in node.tasks if inside.intersection(t.reads)}
+        annotated = {t.name: plan.durations[t.name] for t in node.tasks
+                     if t.name in plan.durations}
+        if annotated:  # condor={"duration": s}: plan_report times the node with them
+            nodes[node.name]["durations"] = annotated
         if full_node is not node:
             runs = {t.name for t in node.tasks}
             nodes[node.name]["reused_tasks"] = [t.name for t in tasks
@@ -132,6 +132,7 @@ def _manifest(plan, *, python, done, versions, digests, packs, full=(None, ())) 
         "data": {d.name: d.file for d in plan.data.values()},
         "nodes": nodes,
         "reused": sorted(done),
+        **({"cost": plan.cost} if plan.cost else {}),
     }
 
 

@@ -23,17 +23,28 @@ def total(xs):
     return sum(xs)
 
 
-def plan_of(*collections, seconds=0.001, slots=4, overhead=6.0, cores=1, **kw):
+class KnownCosts(CostModel):
+    """A cost model that takes its default seconds for a measurement: every
+    task costs ``default_seconds``, as if recorded (no first-run hedge)."""
+
+    def knows(self, name):
+        return True
+
+
+def plan_of(*collections, seconds=0.001, slots=4, overhead=6.0, cores=1, guessed=False,
+            **kw):
     """The plan of ``collections`` under a cost model; ``cores``: cores_per_node
-    (1 by default here: the one-core rules; the multi-core ones say so)."""
+    (1 by default here: the one-core rules; the multi-core ones say so);
+    every task takes ``seconds``, known (``guessed``: only the default, as
+    on a first run without records)."""
     from dask.highlevelgraph import HighLevelGraph
 
     keys = []
     for c in collections:
         keys += list(dask.core.flatten(c.__dask_keys__()))
     dsk = HighLevelGraph.merge(*[c.__dask_graph__() for c in collections])
-    model = CostModel(job_overhead=overhead, slots=slots, default_seconds=seconds,
-                      cores_per_node=cores, **kw)
+    model = (CostModel if guessed else KnownCosts)(
+        job_overhead=overhead, slots=slots, default_seconds=seconds, cores_per_node=cores, **kw)
     return make_plan(read_graph(dsk, keys), name="t", group="auto", cost=model)
 
 
@@ -360,6 +371,49 @@ def test_cheap_work_keeps_one_thread():
     plan = plan_of(delayed(total)(xs), cores=4)  # 0.1 s of work against 6 s per job
     (node,) = plan.nodes.values()
     assert node.threads == 1 and node.settings.submit == ()
+
+
+def test_a_first_run_without_records_gets_the_cores_its_tasks_can_use():
+    # 0.001 s is only the default: if the 100 tasks take seconds each (the
+    # pool benchmark's reference (e): 80 s on one thread), the threads save it
+    xs = [delayed(inc)(i) for i in range(100)]
+    (node,) = plan_of(delayed(total)(xs), cores=4, guessed=True).nodes.values()
+    assert node.threads == 4 and ("request_cpus", "4") in node.settings.submit
+    three = [delayed(inc)(i) for i in range(3)]
+    (node,) = plan_of(delayed(total)(three), cores=4, guessed=True).nodes.values()
+    assert node.threads == 3  # no more than can run at once
+    x = delayed(inc)(0)
+    for _ in range(20):
+        x = delayed(inc)(x)
+    (node,) = plan_of(x, cores=4, guessed=True).nodes.values()
+    assert node.threads == 1 and node.settings.submit == ()  # a chain: nothing at once
+    # annotated seconds are no guess
+    with dask.annotate(condor={"duration": 0.001}):
+        known = [delayed(inc)(i, dask_key_name=f"known-{i}") for i in range(100)]
+    with dask.annotate(condor={"duration": 0.001}):
+        s = delayed(total)(known)
+    (node,) = plan_of(s, cores=4, guessed=True).nodes.values()
+    assert node.threads == 1
+
+
+def test_guessed_bundles_get_threads_too():
+    # expensive known tasks force bundles; the cheap guessed level after them
+    # is one bundle, which gets the cores its groups can use
+    with dask.annotate(condor={"duration": 30.0}):
+        xs = [delayed(inc)(i, dask_key_name=f"heavy-{i}") for i in range(8)]
+    ys = [delayed(inc)(x, dask_key_name=f"light-{i}") for i, x in enumerate(xs)]
+    zs = [delayed(total)([y, ys[(i + 1) % 8]], dask_key_name=f"pair-{i}")
+          for i, y in enumerate(ys)]
+    plan = plan_of(*zs, cores=2, guessed=True)
+    (pairs,) = {plan.task_node[t.name] for n in plan.nodes.values() for t in n.tasks
+                if t.key.startswith("pair-")}
+    assert len(plan.nodes[pairs].tasks) == 8  # one bundle: 8 x 1 ms, as far as we know
+    assert plan.nodes[pairs].threads == 2
+    assert ("request_cpus", "2") in plan.nodes[pairs].settings.submit
+    # known to be cheap: one thread
+    (pairs,) = {n.name for n in plan_of(*zs, cores=2).nodes.values()
+                if any(t.key.startswith("pair-") for t in n.tasks)}
+    assert plan_of(*zs, cores=2).nodes[pairs].threads == 1
 
 
 def test_fewest_threads_within_ten_percent():

@@ -8,14 +8,15 @@ import xml.etree.ElementTree as ET
 from operator import add
 from pathlib import Path
 
+import dask
 import pytest
 
 import dask_condordag
 from dask_condordag.exceptions import RunnerError
 from dask_condordag.local import launch
 from dask_condordag.local.simulate import simulate
-from dask_condordag.report import (DEFAULT_TASK_SECONDS, node_durations, plan_report,
-                                   run_report, timeline_svg)
+from dask_condordag.report import (DEFAULT_JOB_OVERHEAD, DEFAULT_TASK_SECONDS, node_durations,
+                                   plan_report, run_report, timeline_svg)
 
 from .helpers import boom, inc
 
@@ -276,3 +277,28 @@ def test_durations_from_the_times_the_worker_recorded_per_task(tmp_path):
     got = node_durations(wf, task_seconds=100.0)
     assert {source for _, source in got.values()} == {"recorded"}
     assert all(0 <= secs < 100.0 for secs, _ in got.values())
+
+
+def test_plan_defaults_are_the_planners_figures_and_annotations(tmp_path):
+    # group="auto" records the cost model it grouped with; plan_report
+    # estimates with the same slots, overhead and task seconds by default
+    with dask.annotate(condor={"duration": 2.0}):
+        xs = [dask.delayed(inc)(i, dask_key_name=f"two-{i}") for i in range(8)]
+    total = dask.delayed(sum)(xs, dask_key_name="total")
+    wf = dask_condordag.write(total, path=tmp_path / "wf", group="auto", job_overhead=5.0,
+                              slots=3, cores_per_node=1)
+    assert wf.manifest["cost"] == {"job_overhead": 5.0, "slots": 3, "cores_per_node": 1,
+                                   "max_node_bytes": 2 ** 31}
+    rep = plan_report(wf)
+    assert (rep.slots, rep.job_overhead) == (3, 5.0)
+    # the 16 s of annotated work in the planner's bundles, as the planner saw it
+    assert rep.total_work == pytest.approx(16.0 + DEFAULT_TASK_SECONDS)
+    sources = {x.source for x in rep.nodes}
+    assert "annotated" in sources and "recorded" not in sources
+    assert plan_report(wf, slots=1, job_overhead=0.0).slots == 1  # arguments win
+    # a workflow grouped without the cost model records none: this machine's figures
+    none = dask_condordag.write(total, path=tmp_path / "none", group="none")
+    assert "cost" not in none.manifest
+    rep = plan_report(none)
+    assert rep.job_overhead == DEFAULT_JOB_OVERHEAD["local"]
+    assert {x.source for x in rep.nodes} == {"annotated", "default"}

@@ -61,15 +61,24 @@ class Simulation:
 
 def simulate(source, *, slots: int = 1, job_latency: float = 0.0, durations=0.0,
              exit_codes: dict | None = None, script_seconds: float = 0.0,
-             fail_fast: bool = False, dag_settings=None) -> Simulation:
+             fail_fast: bool = False, dag_settings=None, describe=None) -> Simulation:
     """Simulate running ``source`` (see the module docstring) on ``slots`` slots.
 
     ``durations``: seconds per proc -- one number, a dict node -> seconds
     (missing: 0), or a function ``(node, proc) -> seconds``. ``exit_codes``:
     node -> exit code, or a list of codes by try (the last one repeats).
     ``dag_settings``: the ``DagSettings`` (MAXJOBS ...) a plan is written with.
+    ``describe``: with a parsed ``DagFile`` as ``source``, its nodes' submit
+    descriptions (``local.launch.Submits(...).describe``: procs and priority)
+    -- what a caller that already parsed the DAG and its submit files passes,
+    so that nothing is read twice; default: one proc each, priority 0.
     """
-    dag, describe = _load(source, dag_settings)
+    dag, loaded = _load(source, dag_settings)
+    if describe is None:
+        describe = loaded
+    elif not isinstance(source, dagfile.DagFile):
+        raise TypeError("describe= goes with a parsed DagFile as the source; a path "
+                        "or a Plan brings its own submit descriptions")
     m = Dagman(dag, slots=slots, describe=describe, fail_fast=fail_fast)
     clock = _Clock(m, job_latency, _duration_of(durations), exit_codes or {}, script_seconds)
     clock.apply(m.start())

@@ -21,8 +21,10 @@ Policy
     * Durations (:func:`node_durations`, the one place that chooses them): a
       node's job run time recorded by an earlier run of the same workflow
       directory (its event log, else its jobstate log); without a record,
-      per task it holds, the cost model's (``cost.CostModel.task_seconds``),
-      else ``task_seconds`` (default :data:`DEFAULT_TASK_SECONDS`). A
+      per task it holds, the cost model's (``cost.CostModel.task_seconds``:
+      the task's annotated duration, its record, its key prefix's), else
+      ``task_seconds`` (default :data:`DEFAULT_TASK_SECONDS`, the planner's
+      assumption). A
       ``durations`` argument (node -> seconds, or a function of the node's
       name) replaces both; nodes a dict leaves out take the default.
     * The lower bound is issue 12's reference figure: ``max(critical path,
@@ -55,6 +57,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import names
+from .. import cost
 from ..cost import CostModel, read_history, threaded_seconds
 from ..exceptions import RunnerError
 from ..local import files, launch
@@ -65,19 +68,21 @@ from .tables import plan_text
 __all__ = ["plan_report", "PlanReport", "NodePlan", "node_durations", "critical_path",
            "DEFAULT_TASK_SECONDS", "DEFAULT_JOB_OVERHEAD"]
 
-#: Seconds a task is assumed to take when nothing recorded says otherwise.
-DEFAULT_TASK_SECONDS = 1.0
-#: Seconds a job costs before its task runs, by run mode: ``local`` measured
-#: on the local runner (start of a worker process, reading its payload);
-#: ``condor`` the per-node latency of the stock-profile pool
-#: (../shared/htcondor; a production pool's is often a minute or more).
-DEFAULT_JOB_OVERHEAD = {"local": 0.2, "condor": 6.0}
+#: Seconds a task is assumed to take when nothing recorded or annotated says
+#: otherwise: the planner's own assumption (``cost.DEFAULT_TASK_SECONDS``).
+DEFAULT_TASK_SECONDS = cost.DEFAULT_TASK_SECONDS
+#: Seconds a job costs before its task runs, by run mode, as the planner
+#: assumes them (``cost``): ``local`` measured on the local runner (start of a
+#: worker process, reading its payload); ``condor`` the per-node latency of
+#: the stock-profile pool (../shared/htcondor; a production pool's is often a
+#: minute or more).
+DEFAULT_JOB_OVERHEAD = {"local": cost.LOCAL_OVERHEAD, "condor": cost.CONDOR_OVERHEAD}
 
 
 @dataclass(frozen=True)
 class NodePlan:
     """One node still to run: its tasks, procs, seconds per proc (and where
-    that figure came from: "recorded", "default" or "given"), and bytes:
+    that figure came from: "recorded", "annotated", "default" or "given"), and bytes:
     its payload, the input files it reads (``input_bytes`` counts those there
     now; ``inputs_unknown`` those not written yet), its result files there."""
 
@@ -122,14 +127,20 @@ class PlanReport:
 def plan_report(wf_or_path, *, slots: int | None = None, job_overhead: float | None = None,
                 durations=None, task_seconds: float = DEFAULT_TASK_SECONDS) -> PlanReport:
     """What running the workflow at ``wf_or_path`` (a path or a ``Workflow``)
-    would cost now, with ``slots`` jobs at once (default: this machine's
-    cores, the local runner's default) and ``job_overhead`` seconds per job
-    (default: ``DEFAULT_JOB_OVERHEAD["local"]``). ``durations``: node ->
-    seconds per proc, or a function of the node name; default (and for the
-    nodes a dict leaves out): :func:`node_durations` with ``task_seconds``."""
+    would cost now, with ``slots`` jobs at once and ``job_overhead`` seconds
+    per job. Their defaults: the figures the planner chose the grouping with
+    (``group="auto"``: the manifest's ``cost``, by the run mode the workflow
+    was written for), else this machine's cores (the local runner's default)
+    and ``DEFAULT_JOB_OVERHEAD["local"]``. ``durations``: node -> seconds per
+    proc, or a function of the node name; default (and for the nodes a dict
+    leaves out): :func:`node_durations` with ``task_seconds``."""
     wf = as_workflow(wf_or_path)
-    slots = int(slots) if slots is not None else (os.cpu_count() or 1)
-    overhead = float(job_overhead if job_overhead is not None else DEFAULT_JOB_OVERHEAD["local"])
+    planned = wf.manifest.get("cost") or {}
+    if slots is None:
+        slots = planned.get("slots") or os.cpu_count() or 1
+    if job_overhead is None:
+        job_overhead = planned.get("job_overhead", DEFAULT_JOB_OVERHEAD["local"])
+    slots, overhead = int(slots), float(job_overhead)
     if slots < 1 or overhead < 0:
         raise ValueError(f"slots={slots}, job_overhead={overhead}: give slots >= 1 and "
                          "job_overhead >= 0")
@@ -143,7 +154,7 @@ def plan_report(wf_or_path, *, slots: int | None = None, job_overhead: float | N
     path, cp, levels = critical_path(dag, seconds, done)
     work = sum(seconds[n] * procs[n] for n in dag.nodes if n not in done)
     bound = max(cp, work / slots) + overhead * levels
-    sim = simulate(wf.dag_path, slots=slots, job_latency=overhead,
+    sim = simulate(dag, slots=slots, job_latency=overhead, describe=submits.describe,
                    durations=lambda node, proc: seconds[node])
     _check_submits(wf.dag_path, sim)
     packs: dict = {}
@@ -165,7 +176,7 @@ def _check_submits(dag_path, sim) -> None:
 
 
 def _seconds(wf, dag, durations, task_seconds):
-    """(node -> seconds per proc, node -> "given" | "recorded" | "default")."""
+    """(node -> seconds per proc, node -> "given" | "recorded" | "annotated" | "default")."""
     if durations is not None and not callable(durations) and not isinstance(durations, dict):
         raise TypeError(f"durations={durations!r}: give a dict node -> seconds, or a function "
                         "of the node name")
@@ -184,15 +195,17 @@ def _seconds(wf, dag, durations, task_seconds):
 
 
 def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS, dag=None) -> dict:
-    """node -> (seconds per proc, "recorded" | "default"): the run time of
+    """node -> (seconds per proc, "recorded" | "annotated" | "default"): the run time of
     the node's job in the last run of this workflow directory that ran it
     successfully (:func:`run_report`), else the sum over the node's tasks of
     what the cost model knows (``cost.CostModel.task_seconds``: the time the
     worker recorded for that task, else the mean of its key prefix, else
     ``task_seconds``; "recorded" when every task has its own record); for a
     node the planner gave several threads (the manifest's ``threads`` and
-    in-node ``reads``), :func:`cost.threaded_seconds` of those. The one
-    place plan_report takes durations from.
+    in-node ``reads``), :func:`cost.threaded_seconds` of those. A task's
+    annotated ``condor={"duration": s}`` (the manifest's ``durations``) wins
+    over its records, as it does for the planner. The one place plan_report
+    takes durations from.
     ``dag``: the workflow's DAG file already parsed."""
     recorded = {}
     try:
@@ -203,7 +216,10 @@ def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS, dag=None) 
         pass
     # per task, the cost model's records (the wall time the worker wrote into
     # each result's header; the mean of its key prefix), else task_seconds
-    model = CostModel(history=read_history(wf.path), default_seconds=task_seconds)
+    annotated = {t: s for info in wf.nodes.values()
+                 for t, s in (info.get("durations") or {}).items()}
+    model = CostModel(history=read_history(wf.path), default_seconds=task_seconds,
+                      durations=annotated)
     out = {}
     for node, info in wf.nodes.items():
         if node in recorded:
@@ -215,8 +231,12 @@ def node_durations(wf, *, task_seconds: float = DEFAULT_TASK_SECONDS, dag=None) 
             seconds = threaded_seconds(tasks, info.get("reads") or {}, secs, info["threads"])
         else:
             seconds = sum(secs.values())
-        known = all(t in model.history.seconds for t in tasks)
-        out[node] = (seconds, "recorded" if known else "default")
+        if all(t in model.history.seconds for t in tasks):
+            out[node] = (seconds, "recorded")
+        elif all(t in model.history.seconds or t in annotated for t in tasks):
+            out[node] = (seconds, "annotated")
+        else:
+            out[node] = (seconds, "default")
     return out
 
 

@@ -9,7 +9,8 @@ Data
 Policy
     * ``plan DIR [--slots N] [--job-overhead S] [--task-seconds S] [--json]``:
       :func:`~dask_condordag.report.plan_report` with those arguments (the
-      defaults: this machine's cores, ``DEFAULT_JOB_OVERHEAD["local"]``,
+      defaults: the slots and job overhead the planner grouped the workflow
+      with, else this machine's cores and ``DEFAULT_JOB_OVERHEAD["local"]``;
       ``DEFAULT_TASK_SECONDS``).
     * ``report DIR [--svg PATH] [--json]``: :func:`~dask_condordag.report.
       run_report`; the timeline always written (default
@@ -51,9 +52,9 @@ def add_commands(cmd) -> None:
     p = cmd("plan", cli_plan, "what running the workflow would cost: nodes, tasks and bytes "
             "per node, critical path, simulated makespan next to the lower bound")
     p.add_argument("--slots", type=int, default=None,
-                   help="jobs at once (default: this machine's cores)")
+                   help="jobs at once (default: the planner's, else this machine's cores)")
     p.add_argument("--job-overhead", type=float, default=None,
-                   help=f"seconds per job before it runs (default: "
+                   help=f"seconds per job before it runs (default: the planner's, else "
                         f"{DEFAULT_JOB_OVERHEAD['local']:g}, the local runner's; "
                         f"{DEFAULT_JOB_OVERHEAD['condor']:g} for the stock test pool)")
     p.add_argument("--task-seconds", type=float, default=DEFAULT_TASK_SECONDS,
