@@ -19,8 +19,8 @@ Policy
     * Cores: a node may request ``c = min(cores_per_node, slots)`` cores
       (``request_cpus``) and run its independent tasks on that many threads
       (payload ``"threads"``; the worker keeps dependencies and per-task
-      results as in one thread). Tasks that request cpus themselves
-      (``resources={"cpus": k}``) keep one thread. Threads speed up what
+      results as in one thread). Tasks that request cpus, memory or gpus
+      themselves (``resources={"cpus": k}``: ``threadable``) keep one thread. Threads speed up what
       releases the GIL (numpy, pandas, I/O, ``time.sleep``), as dask's own
       threaded scheduler does; for pure-Python work set ``cores_per_node=1``.
     * One job, when it is cheap: if all eligible tasks share their settings,

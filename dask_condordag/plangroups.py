@@ -46,6 +46,9 @@ from .plandata import func_of
 
 __all__ = ["auto_groups", "chains"]
 
+#: submit requests a task makes for itself alone: its node runs it on one thread
+PER_TASK_REQUESTS = ("request_cpus", "request_memory", "request_gpus")
+
 
 def auto_groups(tasks: dict, settings: dict, orders: dict, clusters: dict, model: CostModel,
                 hints: dict, requested: set) -> tuple:
@@ -77,9 +80,9 @@ def auto_groups(tasks: dict, settings: dict, orders: dict, clusters: dict, model
         d = durations.get(k)
         return d if d is not None else model.task_seconds(tasks[k].name)
 
-    def threadable(k):  # a task that asks for cpus itself keeps its node's one thread
-        s = settings.get(k)
-        return s is None or all(c.lower() != "request_cpus" for c, _ in s.submit)
+    def threadable(k):  # a task that asks for cpus, memory or gpus keeps its node's
+        s = settings.get(k)  # one thread: its request is for itself alone
+        return s is None or all(c.lower() not in PER_TASK_REQUESTS for c, _ in s.submit)
 
     groups, threads = partition(keys, reads, settings, eligible, model, seconds=seconds,
                                 nbytes=lambda k: model.task_bytes(tasks[k].name),

@@ -77,7 +77,7 @@ def test_equal_submit_settings_share_one_file():
     with dask.annotate(resources={"memory": "4GB"}):
         b = [delayed(inc)(i) for i in range(3)]
     plain = [delayed(inc)(i + 10) for i in range(2)]
-    wf = dask_condordag.write(*a, *b, *plain, path="wf")
+    wf = dask_condordag.write(*a, *b, *plain, path="wf", cores_per_node=1)  # no request_cpus
     subs = sorted(p.name for p in wf.path.glob("*.sub"))
     assert len(subs) == 3 and "wf.sub" in subs
     assert wf.manifest["submit"] == subs

@@ -101,6 +101,7 @@ def test_second_rescue_numbering(tmp_path):
 
 
 @pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.usefixtures("one_node_per_task")
 def test_concurrency_never_exceeds_max_workers(tmp_path, n):
     log_dir = tmp_path / "log"
     log_dir.mkdir()
@@ -174,6 +175,7 @@ def test_progress_lines(tmp_path, capsys):
     assert "1 of 1 nodes done" in err
 
 
+@pytest.mark.usefixtures("one_node_per_task")
 def test_fail_fast_starts_nothing_new(tmp_path):
     log_dir = tmp_path / "log"
     log_dir.mkdir()

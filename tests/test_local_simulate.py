@@ -47,6 +47,27 @@ def test_simulate_reads_queue_counts_from_submit_files(tmp_path):
     assert s.makespan == 2.0
 
 
+def test_a_proc_holds_the_cores_it_requests(tmp_path):
+    # one partitionable slot of 4 cores: two 3-core jobs cannot run at once,
+    # a 1-core job fits beside one of them (the negotiator matches what fits),
+    # and a 16-core request holds the whole slot instead of never running
+    wd, _ = make(tmp_path, "JOB big1 three.sub\nJOB big2 three.sub\nJOB small job.sub\n"
+                 "JOB huge huge.sub\nPARENT big1 big2 small CHILD huge\n",
+                 submits={"three.sub": submit_text(extra="request_cpus = 3"),
+                          "huge.sub": submit_text(extra="request_cpus = 16")})
+    s = local.simulate(wd, slots=4, durations=1.0)
+    starts = [(t, n) for t, n, e, _ in s.events if e == "EXECUTE"]
+    assert starts == [(0.0, "big1"), (0.0, "small"), (1.0, "big2"), (2.0, "huge")]
+    assert s.makespan == 3.0
+    # the same DAG as a parsed DagFile with describe= (plan_report's path)
+    parsed, _ = local.files.load_dag(dag_path(wd))
+    again = local.simulate(parsed, slots=4, durations=1.0,
+                           describe=local.launch.Submits(wd, parsed).describe)
+    assert again.events == s.events
+    with pytest.raises(TypeError, match="describe="):
+        local.simulate(wd, slots=4, describe=lambda node, macros: (1, 0))
+
+
 def test_failures_retries_and_abort():
     d = dag("JOB a x.sub\nRETRY a 2\nJOB b x.sub\nPARENT a CHILD b\n"
             "JOB c x.sub\nABORT-DAG-ON c 9 RETURN 4\n")

@@ -32,10 +32,13 @@ docs/automated-workflows/ pages)
       the ``DONE`` lines of a rescue DAG, applied by the caller) are skipped.
       ``NOOP`` nodes run their scripts but no job: their one proc exits 0 at
       the next tick, without a slot.
-    * The pool has ``slots`` slots: every job *proc* needs one. DAGMan submits
-      each ready node as one cluster (``queue N`` = N procs, ``$(Cluster)`` a
-      counter of this run); idle procs start in the schedd's order: job
-      priority, then job id.
+    * The pool is one partitionable slot of ``slots`` cores: every job *proc*
+      holds its ``request_cpus`` cores (at most ``slots``, so that it can run
+      at all; default one). DAGMan submits each ready node as one cluster
+      (``queue N`` = N procs, ``$(Cluster)`` a counter of this run); idle
+      procs start in the schedd's order: job priority, then job id -- a proc
+      whose cores are not free lets the next one that fits start, as the
+      negotiator matches what fits.
     * Ready nodes are submitted highest ``PRIORITY`` first; ties in the order
       they became ready (src/condor_dagman/dag_priority_q.h: a max-heap on
       effective priority, then on a counter that makes appended nodes FIFO and
@@ -107,15 +110,16 @@ _BUSY = (STATUS_PRERUN, STATUS_SUBMITTED, STATUS_POSTRUN)
 
 
 def _one_proc(name: str, macros: dict) -> tuple:
-    return 1, 0
+    return 1, 0, 1
 
 
 class Dagman(Outcomes):
     """DAGMan running ``dag`` (a ``dagfile.DagFile``) on a pool of ``slots``.
 
-    ``describe(node, macros) -> (procs, priority)``: the queue count and the
-    ``priority`` command of the node's submit description under ``macros``
-    (default: one proc, priority 0); called once per submission. It raises
+    ``describe(node, macros) -> (procs, priority[, cpus])``: the queue count,
+    the ``priority`` command and the ``request_cpus`` of the node's submit
+    description under ``macros`` (default: one proc, priority 0, one core);
+    called once per submission. It raises
     :class:`SubmitRefused` for a description condor_submit would refuse (the
     node fails, as DAGMan fails it), anything else to stop the run (an
     unreadable submit description)."""
@@ -272,7 +276,7 @@ class Dagman(Outcomes):
     def _submit(self, n: Node) -> None:
         macros = job_macros(self, n)
         try:
-            nprocs, prio = (1, 0) if n.spec.noop else self.describe(n.name, macros)
+            nprocs, prio, *cpus = (1, 0, 1) if n.spec.noop else self.describe(n.name, macros)
         except SubmitRefused as e:
             self._submit_failed(n, str(e))
             return
@@ -281,6 +285,7 @@ class Dagman(Outcomes):
         n.cluster = self.next_cluster
         n.macros = macros
         n.nprocs = n.queued = nprocs
+        n.cpus = max(1, min(int(cpus[0]) if cpus else 1, self.schedd.slots))
         self._set_status(n, STATUS_SUBMITTED)
         if n.spec.category is not None:
             self.cat_current[n.spec.category] = self.cat_current.get(n.spec.category, 0) + 1

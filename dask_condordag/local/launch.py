@@ -295,7 +295,9 @@ class Submits:
         return self.parsed[key]
 
     def describe(self, node: str, macros: dict) -> tuple:
-        """(queue count, the ``priority`` command) of ``node``'s job under ``macros``."""
+        """(queue count, the ``priority`` command, ``request_cpus``) of
+        ``node``'s job under ``macros`` (a value that is not a whole number,
+        an expression the local runner cannot evaluate: one core)."""
         spec = self.dag.nodes[node]
         submit = self.of(spec)
         try:  # what condor_submit would refuse fails the node (state.SubmitRefused)
@@ -317,11 +319,18 @@ class Submits:
                 self.notice(f"submit command {key} = {value} (node "
                             f"{node}, {spec.submit}) cannot be honoured by the local runner; "
                             "ignored")
-        try:
-            prio = int(cmds.get("priority", "0") or 0)
-        except ValueError:
-            prio = 0
-        return submit.queue_count, prio
+        return submit.queue_count, _whole(cmds, "priority", 0), _whole(cmds, "request_cpus", 1)
+
+
+def _whole(cmds: dict, key: str, default: int) -> int:
+    """The submit command ``key`` (any case) as a whole number, else ``default``."""
+    for k, v in cmds.items():
+        if k.lower() == key:
+            try:
+                return int(str(v).strip() or default)
+            except ValueError:
+                return default
+    return default
 
 
 class Launcher:

@@ -13,8 +13,12 @@ Policy
       is ``launch.py``'s; the files beside the DAG are ``files.py``'s. The loop
       below feeds the machine the ends of procs and scripts as they come, and
       ticks it after each batch (and every 0.5 s).
-    * The machine is a pool of ``max_workers`` slots (default: the number of
-      cores).
+    * The machine is a pool of one partitionable slot of ``max_workers``
+      cores (default: the number of cores): each job proc holds its
+      ``request_cpus`` of them (at most all; one by default). The worker of
+      a node the planner gave threads still runs that many threads: a
+      workflow planned for a pool's 4-core slots and run here with fewer
+      cores oversubscribes them.
     * Only one runner at a time works on a workflow (``files.Lock``); a runner
       that was killed is recovered from its journal (``files.Journal``).
       Ctrl-C, and SIGTERM where it has its default action, unwind the run:
@@ -102,7 +106,8 @@ def run(path, *, max_workers: int | None = None, callbacks=(), progress=None,
         stream=None, fail_fast: bool = False, force: bool = False) -> RunReport:
     """Run the workflow directory (or DAG file) ``path``; see the module docstring.
 
-    ``max_workers``: job procs running at once (default: the number of cores).
+    ``max_workers``: the cores job procs share (default: the number of
+    cores); with one-core jobs, the procs running at once.
     ``fail_fast``: after the first node failure start nothing new (running
     jobs finish). The default is DAGMan's behaviour: keep running every node
     that does not depend on a failed one.

@@ -178,16 +178,20 @@ def _load(source, dag_settings):
     return _from_plan(source, dag_settings)
 
 
+def _whole(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def _from_plan(plan, dag_settings):
     text = render.render_dag(plan, packs={n: f"{n}.pack" for n in plan.nodes}, dag=dag_settings)
     dag = dagfile.parse_dag(text, f"<plan {plan.name}>")
 
     def describe(node, macros):
         n = plan.nodes[node]
-        prio = dict((k.lower(), v) for k, v in n.settings.submit).get("priority", "0")
-        try:
-            return n.procs, int(prio)
-        except ValueError:
-            return n.procs, 0
+        cmds = dict((k.lower(), v) for k, v in n.settings.submit)
+        return n.procs, _whole(cmds.get("priority"), 0), _whole(cmds.get("request_cpus"), 1)
 
     return dag, describe

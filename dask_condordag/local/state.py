@@ -139,6 +139,7 @@ class Node:
     def reset_job(self) -> None:
         self.cluster = -1
         self.nprocs = 0
+        self.cpus = 1  # cores each proc holds (request_cpus, at most the pool's)
         self.queued = 0
         self.idle: set = set()
         self.running: set = set()
@@ -155,13 +156,17 @@ class Node:
 
 
 class Schedd:
-    """The schedd's queue of idle procs and the pool's ``slots``: idle procs
-    start by job priority, then job id (cluster, proc)."""
+    """The schedd's queue of idle procs and the pool's ``slots`` cores (one
+    partitionable slot): idle procs start by job priority, then job id
+    (cluster, proc); a proc holds its node's ``cpus`` cores, and one that
+    does not fit in the cores free now lets the next that fits start (the
+    negotiator matches what fits)."""
 
     def __init__(self, slots: int):
         self.slots = slots
         self.idle: list = []  # heap of (-job priority, cluster, proc, node)
-        self.running = 0  # procs holding a slot
+        self.cores = 0  # cores held by running procs
+        self.running = 0  # procs holding cores
         self.nodes_running: set = set()  # nodes with a proc holding a slot
         self.running_by_category: dict = {}  # category -> nodes in nodes_running
         self.max_running = self.max_running_procs = 0  # the most at once
@@ -175,13 +180,13 @@ class Schedd:
     def start_idle(self, nodes: dict, stopping: bool):
         """Yield (node, proc) for each idle proc that gets a free slot now."""
         skipped = []
-        while self.idle and self.running < self.slots:
+        while self.idle and self.cores < self.slots:
             entry = heapq.heappop(self.idle)
             _, cluster, p, name = entry
             n = nodes[name]
             if n.cluster != cluster or p not in n.idle:
                 continue  # removed meanwhile
-            if stopping and not n.running:
+            if (stopping and not n.running) or self.cores + n.cpus > self.slots:
                 skipped.append(entry)
                 continue
             n.idle.discard(p)
@@ -189,6 +194,7 @@ class Schedd:
                 self._node_starts(n)
             n.running.add(p)
             self.running += 1
+            self.cores += n.cpus
             self.max_running_procs = max(self.max_running_procs, self.running)
             yield n, p
         for entry in skipped:
@@ -208,6 +214,7 @@ class Schedd:
         if p in n.running:
             n.running.discard(p)
             self.running -= 1
+            self.cores -= n.cpus
             if not n.running and n.name in self.nodes_running:
                 self.nodes_running.discard(n.name)
                 if n.spec.category is not None:
