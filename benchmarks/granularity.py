@@ -14,10 +14,11 @@ Task seconds in the simulation: 2 s for the tasks of (e) (which say so with
 for every other task. A node's seconds: the sum of its tasks' seconds, or,
 for a node the planner gave several threads (its payload's ``"threads"``),
 ``cost.threaded_seconds`` -- its tasks in order on that many threads, each
-after what it reads inside the node. A node of n threads holds n of the 4
-slots: the simulator counts jobs, so the table's ``cores`` column shows the
-most cores the simulated run held at once, and a row where it passes 4 is
-marked ``OVER`` (its makespan would be too optimistic).
+after what it reads inside the node. A node of n threads requests n cores
+and the simulator holds n of the 4 for it (``request_cpus``, as one
+partitionable slot); the table's ``cores`` column shows the most cores the
+simulated run held at once, counted again from its events, and a row where
+it passes 4 is marked ``OVER`` (a simulator that lost count of cores).
 
 Lower bound, issue 12's: ``max(critical path, total work / slots) +
 job_overhead x levels``. The critical path is the makespan of the
