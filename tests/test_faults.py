@@ -185,6 +185,7 @@ def test_runner_killed_part_way_and_started_again(tmp_path):
     assert not journal.exists()
 
 
+@pytest.mark.usefixtures("one_node_per_task")  # five jobs one after the other: time to refuse
 def test_two_runners_at_once_the_second_refuses(tmp_path):
     log_dir = tmp_path / "ran"
     log_dir.mkdir()

@@ -552,3 +552,36 @@ def test_a_node_of_two_threads_runs_its_independent_tasks_at_once(tmp_path):
     got = s.compute(scheduler="condordag", run="local", path=tmp_path / "wf", max_workers=2,
                     job_overhead=0.1, slots=2, cores_per_node=2, progress=False)
     assert got == 1
+
+
+# -- the values between jobs cost (cost.value_seconds) ------------------------------------
+
+def _fan_in(n):
+    reads = {f"x{i}": () for i in range(n)}
+    reads["sum"] = tuple(reads)
+    return list(reads), reads
+
+
+def test_a_wide_cheap_fan_in_stays_one_job_when_its_values_would_cost_more():
+    from dask_condordag.grouping import partition
+
+    keys, reads = _fan_in(10_000)
+    seconds = {k: 0.001 for k in keys}
+
+    def plan(**kw):
+        model = CostModel(job_overhead=0.1, slots=8, cores_per_node=1, **kw)
+        return partition(keys, reads, {}, lambda k: True, model,
+                         seconds=seconds.__getitem__, nbytes=lambda k: 1)
+
+    # without a price on values: 10 s on one core against 1.25 s on 8 slots,
+    # so the rule of one job splits it -- and the sum reads ~9,000 result files
+    split = plan(value_seconds=0.0)
+    assert len(split.groups) > 1
+    assert len(plan().groups) == 1  # at 3 ms a value, the one job (10 s) is cheaper
+    # expensive tasks still spread: 40 x 2 s on 100 slots are bundles, then the sum
+    keys, reads = _fan_in(40)
+    two = partition(keys, reads, {}, lambda k: True,
+                    CostModel(job_overhead=6, slots=100, cores_per_node=4),
+                    seconds=lambda k: 0.0 if k == "sum" else 2.0, nbytes=lambda k: 1)
+    assert len(two.groups) > 2 and two.groups[-1] == ["sum"]
+    assert set(two.threads.values()) == {4}
