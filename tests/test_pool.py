@@ -275,8 +275,13 @@ def test_compute_run_condor_and_auto(monkeypatch, capsys, tmp_path):
 
 # ---------------------------------------------------------------- Ctrl-C, reattach
 CTRL_C_CHILD = """
-import sys, time, dask, dask_condordag
+import signal, sys, time, dask, dask_condordag
 from dask import delayed
+
+# a terminal's Ctrl-C raises KeyboardInterrupt; a process started in the
+# background of a shell without job control inherits SIGINT ignored, and
+# Python then keeps ignoring it (the run went on and exited 0, once)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def nap(s, v):
     time.sleep(s)
