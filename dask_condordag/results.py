@@ -15,7 +15,7 @@ Policy
       sends it pickled, with its ``__cause__``/``__context__`` chain and notes
       (``worker_errors.pack_exception``), so its type (``type(e) is MyError``, also
       for a class from ``__main__`` or the user's modules: see
-      ``_use_importable_class``), ``args`` and attributes (``errno``, ``filename``, your own) are
+      ``_as_importable_class``), ``args`` and attributes (``errno``, ``filename``, your own) are
       the task's. The key, the node, the host, the job's log files and the
       remote traceback are added as a note (``add_note``; Python 3.10, which
       shows no notes, gets them in the message where that is safe) and as
@@ -238,18 +238,17 @@ def _unpickle_exception(report: dict):
             raise TypeError(f"it holds {type(chain).__name__}, not exceptions")
     except Exception as e:  # noqa: B902 - any failure: fall back to the plain fields
         return None, f"it does not unpickle here ({type(e).__name__}: {e})"
+    chain = [_as_importable_class(e) for e in chain]
     for e, link in zip(chain, links or ()):
         cause, context, suppress = link
         _set(e, "__cause__", chain[cause] if cause is not None else None)
         _set(e, "__context__", chain[context] if context is not None else None)
         _set(e, "__suppress_context__", suppress)
-    for e in chain:
-        _use_importable_class(e)
     return chain[0], None
 
 
-def _use_importable_class(exc: BaseException) -> None:
-    """Give ``exc`` the class of the same module and name that can be
+def _as_importable_class(exc: BaseException) -> BaseException:
+    """``exc`` with the class of the same module and name that can be
     imported here, when it came back with a copy sent by value.
 
     Classes from ``__main__`` and from your own modules travel by value
@@ -258,16 +257,29 @@ def _use_importable_class(exc: BaseException) -> None:
     .result()`` later) the copy is a new class that ``except MyError`` would
     not catch. Pickle by reference would have used the importable class: so do
     we, when there is one of that name (the object's state is in its
-    ``__dict__`` and ``args``, which stay)."""
+    ``__dict__`` and ``args``, which stay). The same holds for the worker's
+    stand-ins (``worker_files.LocalStateError``, used where the package is
+    not installed on the execute node): their bases differ from the real
+    class's, so ``__class__`` cannot be assigned; then a new object of the
+    importable class is made with the same ``args`` and ``__dict__``
+    (without calling its ``__init__``)."""
     cls = type(exc)
     twin = _import_type(f"{cls.__module__}.{cls.__qualname__}")
     if twin is cls or not isinstance(twin, type) or not issubclass(twin, BaseException) \
             or twin.__name__ != cls.__name__:
-        return
+        return exc
     try:
         _set(exc, "__class__", twin)
-    except TypeError:  # another memory layout (slots, a C base): keep the copy
+        return exc
+    except TypeError:  # another memory layout: a new object of the twin class
         pass
+    try:
+        new = twin.__new__(twin, *exc.args)
+        new.args = exc.args
+        new.__dict__.update(getattr(exc, "__dict__", {}))
+    except Exception:  # noqa: B902 - a class that cannot be made so: keep the copy
+        return exc
+    return new
 
 
 def _where(report: dict, key, logs) -> str:

@@ -302,3 +302,19 @@ def test_plan_defaults_are_the_planners_figures_and_annotations(tmp_path):
     rep = plan_report(none)
     assert rep.job_overhead == DEFAULT_JOB_OVERHEAD["local"]
     assert {x.source for x in rep.nodes} == {"annotated", "default"}
+
+
+def test_a_threaded_node_counts_its_cores_in_the_work(tmp_path):
+    # 40 x 2 s (annotated) + a sum as one job on 4 threads: 20 s on 4 cores;
+    # the bound counts 80 core-seconds (it counted 20 and said 2.4x the bound)
+    with dask.annotate(condor={"duration": 2.0}):
+        xs = [dask.delayed(inc)(i, dask_key_name=f"w-{i}") for i in range(40)]
+    total = dask.delayed(sum)(xs, dask_key_name="sum")
+    wf = dask_condordag.write(total, path=tmp_path / "wf", group="auto", job_overhead=6.0,
+                              slots=4, cores_per_node=4)
+    (info,) = wf.nodes.values()
+    assert info["threads"] == 4
+    rep = plan_report(wf)
+    assert rep.total_work == pytest.approx(4 * (20 + DEFAULT_TASK_SECONDS))
+    assert rep.makespan == pytest.approx(26 + DEFAULT_TASK_SECONDS)
+    assert rep.lower_bound == pytest.approx(rep.makespan)

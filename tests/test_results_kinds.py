@@ -113,3 +113,24 @@ def test_in_memory_files_are_data_not_handles():
     got = delayed(io.BytesIO)(b"bytes").compute(scheduler="condordag", run="local",
                                                 path="wf", progress=False)
     assert got.getvalue() == b"bytes"
+
+
+def test_the_workers_stand_in_comes_back_as_the_real_class():
+    # on an execute node without the package the worker raises its stand-in
+    # (worker_files.LocalStateError, whose bases differ); cloudpickle sends
+    # that class by value, and ``except LocalStateError`` must still catch it
+    import base64
+
+    import cloudpickle
+
+    from dask_condordag import worker_files
+    from dask_condordag.results import _unpickle_exception
+
+    sent = worker_files.LocalStateError("task 'x' returned a lock")
+    sent.note = "kept"
+    data = cloudpickle.dumps(([sent], [(None, None, False)]))
+    import pickle
+    assert type(pickle.loads(data)[0][0]) is not LocalStateError  # a copy, by value
+    got, why = _unpickle_exception({"exc_pickle": base64.b64encode(data).decode()})
+    assert why is None and type(got) is LocalStateError
+    assert got.args == sent.args and got.note == "kept"

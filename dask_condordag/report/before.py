@@ -30,8 +30,9 @@ Policy
     * The lower bound is issue 12's reference figure: ``max(critical path,
       total work / slots) + job_overhead x levels``, where the critical path
       is the largest sum of durations along a chain of nodes still to run,
-      total work the sum of durations of every proc (a node's procs: its
-      submit description's ``queue N``), and levels the largest number of
+      total work the core-seconds of every proc (its duration times its
+      ``request_cpus``, at most ``slots``; a node's procs: its submit
+      description's ``queue N``), and levels the largest number of
       nodes along a chain. (It can exceed the simulated makespan when the
       longest chain by count is not the longest by time.)
     * One pass over the DAG's nodes and edges besides the simulation: each
@@ -152,7 +153,10 @@ def plan_report(wf_or_path, *, slots: int | None = None, job_overhead: float | N
     # once); the simulation expands each node's description as DAGMan would
     procs = {n: submits.of(spec).queue_count for n, spec in dag.nodes.items()}
     path, cp, levels = critical_path(dag, seconds, done)
-    work = sum(seconds[n] * procs[n] for n in dag.nodes if n not in done)
+    # core-seconds: a proc holds its request_cpus for its seconds (the
+    # simulation holds them too), so a node on 4 threads counts 4 cores
+    work = sum(seconds[n] * procs[n] * min(_cpus(submits.of(dag.nodes[n])), slots)
+               for n in dag.nodes if n not in done)
     bound = max(cp, work / slots) + overhead * levels
     sim = simulate(dag, slots=slots, job_latency=overhead, describe=submits.describe,
                    durations=lambda node, proc: seconds[node])
@@ -162,6 +166,17 @@ def plan_report(wf_or_path, *, slots: int | None = None, job_overhead: float | N
                   for n, spec in dag.nodes.items() if n not in done)
     return PlanReport(wf.name, str(wf.path), slots, overhead, nodes, len(done), path, cp, levels,
                       work, bound, sim.makespan)
+
+
+def _cpus(submit) -> int:
+    """The ``request_cpus`` of a submit description (a whole number), else 1."""
+    for key, value in submit.commands:
+        if key.lower() == "request_cpus":
+            try:
+                return max(1, int(value))
+            except ValueError:
+                return 1
+    return 1
 
 
 def _check_submits(dag_path, sim) -> None:
