@@ -279,12 +279,17 @@ def test_durations_from_the_times_the_worker_recorded_per_task(tmp_path):
     assert all(0 <= secs < 100.0 for secs, _ in got.values())
 
 
+def annotated_fan_in(n):
+    """``n`` tasks annotated with ``condor={"duration": 2}`` and their sum (not annotated)."""
+    with dask.annotate(condor={"duration": 2.0}):
+        xs = [dask.delayed(inc)(i, dask_key_name=f"two-{i}") for i in range(n)]
+    return dask.delayed(sum)(xs, dask_key_name="total")
+
+
 def test_plan_defaults_are_the_planners_figures_and_annotations(tmp_path):
     # group="auto" records the cost model it grouped with; plan_report
     # estimates with the same slots, overhead and task seconds by default
-    with dask.annotate(condor={"duration": 2.0}):
-        xs = [dask.delayed(inc)(i, dask_key_name=f"two-{i}") for i in range(8)]
-    total = dask.delayed(sum)(xs, dask_key_name="total")
+    total = annotated_fan_in(8)
     wf = dask_condordag.write(total, path=tmp_path / "wf", group="auto", job_overhead=5.0,
                               slots=3, cores_per_node=1)
     assert wf.manifest["cost"] == {"job_overhead": 5.0, "slots": 3, "cores_per_node": 1,
@@ -307,11 +312,8 @@ def test_plan_defaults_are_the_planners_figures_and_annotations(tmp_path):
 def test_a_threaded_node_counts_its_cores_in_the_work(tmp_path):
     # 40 x 2 s (annotated) + a sum as one job on 4 threads: 20 s on 4 cores;
     # the bound counts 80 core-seconds (it counted 20 and said 2.4x the bound)
-    with dask.annotate(condor={"duration": 2.0}):
-        xs = [dask.delayed(inc)(i, dask_key_name=f"w-{i}") for i in range(40)]
-    total = dask.delayed(sum)(xs, dask_key_name="sum")
-    wf = dask_condordag.write(total, path=tmp_path / "wf", group="auto", job_overhead=6.0,
-                              slots=4, cores_per_node=4)
+    wf = dask_condordag.write(annotated_fan_in(40), path=tmp_path / "wf", group="auto",
+                              job_overhead=6.0, slots=4, cores_per_node=4)
     (info,) = wf.nodes.values()
     assert info["threads"] == 4
     rep = plan_report(wf)
