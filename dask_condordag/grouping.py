@@ -20,9 +20,10 @@ Policy
       (``request_cpus``) and run its independent tasks on that many threads
       (payload ``"threads"``; the worker keeps dependencies and per-task
       results as in one thread). Tasks that request cpus, memory or gpus
-      themselves (``resources={"cpus": k}``: ``threadable``) keep one thread. Threads speed up what
-      releases the GIL (numpy, pandas, I/O, ``time.sleep``), as dask's own
-      threaded scheduler does; for pure-Python work set ``cores_per_node=1``.
+      themselves (``resources={"cpus": k}``: ``threadable``) keep one
+      thread. Threads speed up what releases the GIL (numpy, pandas, I/O,
+      ``time.sleep``), as dask's own threaded scheduler does; for
+      pure-Python work set ``cores_per_node=1``.
     * One job, when it is cheap: if all eligible tasks share their settings,
       their bytes fit ``max_node_bytes``, the set is convex (no path leaves
       it and comes back) and one job on ``c`` threads, ``job_overhead +

@@ -52,6 +52,7 @@ __all__ = [
     "split_arguments",
     "split_file_list",
     "parse_environment",
+    "whole_number",
 ]
 
 
@@ -310,6 +311,27 @@ def _v2_quoted_to_raw(value: str) -> str:
         out.append(s[i])
         i += 1
     raise SubmitSyntaxError(f"unterminated double-quote in {value!r}")
+
+
+def whole_number(commands, key: str, default: int) -> int:
+    """The submit command ``key`` (lower case; matched in any case) of
+    ``commands`` -- ``(key, value)`` pairs, as ``SubmitDescription.commands``
+    or ``expand(...).items()`` -- as a whole number; ``default`` when it is
+    absent, empty or not a whole number (an expression only condor_submit
+    or the negotiator evaluates).
+
+    >>> whole_number([("Request_Cpus", " 4 "), ("priority", "$(p)")], "request_cpus", 1)
+    4
+    >>> whole_number([("priority", "$(p)")], "priority", 0)
+    0
+    """
+    for k, v in commands:
+        if k.lower() == key:
+            try:
+                return int(str(v).strip() or default)
+            except ValueError:
+                return default
+    return default
 
 
 def split_arguments(value: str) -> list[str]:

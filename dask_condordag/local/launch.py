@@ -319,18 +319,8 @@ class Submits:
                 self.notice(f"submit command {key} = {value} (node "
                             f"{node}, {spec.submit}) cannot be honoured by the local runner; "
                             "ignored")
-        return submit.queue_count, _whole(cmds, "priority", 0), _whole(cmds, "request_cpus", 1)
-
-
-def _whole(cmds: dict, key: str, default: int) -> int:
-    """The submit command ``key`` (any case) as a whole number, else ``default``."""
-    for k, v in cmds.items():
-        if k.lower() == key:
-            try:
-                return int(str(v).strip() or default)
-            except ValueError:
-                return default
-    return default
+        return (submit.queue_count, submitdesc.whole_number(cmds.items(), "priority", 0),
+                submitdesc.whole_number(cmds.items(), "request_cpus", 1))
 
 
 class Launcher:

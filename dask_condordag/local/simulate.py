@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .. import dagfile, render
+from .. import dagfile, render, submitdesc
 from . import files, launch
 from .dagman import Dagman
 from .state import Abort, Execute, Log, Remove, RunScript
@@ -69,7 +69,7 @@ def simulate(source, *, slots: int = 1, job_latency: float = 0.0, durations=0.0,
     node -> exit code, or a list of codes by try (the last one repeats).
     ``dag_settings``: the ``DagSettings`` (MAXJOBS ...) a plan is written with.
     ``describe``: with a parsed ``DagFile`` as ``source``, its nodes' submit
-    descriptions (``local.launch.Submits(...).describe``: procs and priority)
+    descriptions (``local.launch.Submits(...).describe``: procs, priority, cpus)
     -- what a caller that already parsed the DAG and its submit files passes,
     so that nothing is read twice; default: one proc each, priority 0.
     """
@@ -178,20 +178,13 @@ def _load(source, dag_settings):
     return _from_plan(source, dag_settings)
 
 
-def _whole(value, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def _from_plan(plan, dag_settings):
     text = render.render_dag(plan, packs={n: f"{n}.pack" for n in plan.nodes}, dag=dag_settings)
     dag = dagfile.parse_dag(text, f"<plan {plan.name}>")
 
     def describe(node, macros):
         n = plan.nodes[node]
-        cmds = dict((k.lower(), v) for k, v in n.settings.submit)
-        return n.procs, _whole(cmds.get("priority"), 0), _whole(cmds.get("request_cpus"), 1)
+        return (n.procs, submitdesc.whole_number(n.settings.submit, "priority", 0),
+                submitdesc.whole_number(n.settings.submit, "request_cpus", 1))
 
     return dag, describe

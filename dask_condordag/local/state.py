@@ -178,7 +178,7 @@ class Schedd:
             heapq.heappush(self.idle, (-priority, n.cluster, p, n.name))
 
     def start_idle(self, nodes: dict, stopping: bool):
-        """Yield (node, proc) for each idle proc that gets a free slot now."""
+        """Yield (node, proc) for each idle proc whose cores are free now."""
         skipped = []
         while self.idle and self.cores < self.slots:
             entry = heapq.heappop(self.idle)

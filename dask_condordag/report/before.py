@@ -57,8 +57,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import names
-from .. import cost
+from .. import cost, names, submitdesc
 from ..cost import CostModel, read_history, threaded_seconds
 from ..exceptions import RunnerError
 from ..local import files, launch
@@ -155,8 +154,9 @@ def plan_report(wf_or_path, *, slots: int | None = None, job_overhead: float | N
     path, cp, levels = critical_path(dag, seconds, done)
     # core-seconds: a proc holds its request_cpus for its seconds (the
     # simulation holds them too), so a node on 4 threads counts 4 cores
-    work = sum(seconds[n] * procs[n] * min(_cpus(submits.of(dag.nodes[n])), slots)
-               for n in dag.nodes if n not in done)
+    work = sum(seconds[n] * procs[n] * min(max(1, submitdesc.whole_number(
+        submits.of(dag.nodes[n]).commands, "request_cpus", 1)), slots)
+        for n in dag.nodes if n not in done)
     bound = max(cp, work / slots) + overhead * levels
     sim = simulate(dag, slots=slots, job_latency=overhead, describe=submits.describe,
                    durations=lambda node, proc: seconds[node])
@@ -166,17 +166,6 @@ def plan_report(wf_or_path, *, slots: int | None = None, job_overhead: float | N
                   for n, spec in dag.nodes.items() if n not in done)
     return PlanReport(wf.name, str(wf.path), slots, overhead, nodes, len(done), path, cp, levels,
                       work, bound, sim.makespan)
-
-
-def _cpus(submit) -> int:
-    """The ``request_cpus`` of a submit description (a whole number), else 1."""
-    for key, value in submit.commands:
-        if key.lower() == "request_cpus":
-            try:
-                return max(1, int(value))
-            except ValueError:
-                return 1
-    return 1
 
 
 def _check_submits(dag_path, sim) -> None:
